@@ -1,0 +1,88 @@
+// The C++ core's public API: plain pointers, shapes and strides in, outputs written.
+// Nothing here knows about JavaScript; the N-API binding and the C++ tests both use it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace qkv {
+
+enum class DType : int { float32 = 0, float16 = 1, bfloat16 = 2 };
+
+std::size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);
+
+// A strided 4-D view. For q/k/v/out the logical order is [B, H, S, D] whatever the memory
+// layout: the caller permutes strides, so 'bshd' and split-head views are just strides.
+// Strides and capacity count elements, not bytes. Every element the shape can reach must
+// lie below `capacity` (checked, with overflow checks, before anything is read).
+struct TensorDesc {
+  void* data = nullptr;
+  DType dtype = DType::float32;
+  std::int64_t shape[4] = {0, 0, 0, 0};
+  std::int64_t strides[4] = {0, 0, 0, 0};
+  std::int64_t capacity = 0;
+};
+
+// Where query i's "diagonal" key lies: i (upper-left) or i + Skv - Sq (lower-right, the
+// alignment a KV-cache decode step needs). Causal and window bounds and ALiBi use it.
+enum class Alignment : int { upper_left = 0, lower_right = 1 };
+
+enum class MaskKind : int { none = 0, boolean = 1, additive = 2 };
+
+// A mask broadcast to [B, Hq, Sq, Skv]: broadcast dimensions have stride 0.
+// boolean: uint8, nonzero = attend. additive: float32 added to the score; -inf = masked.
+struct MaskDesc {
+  MaskKind kind = MaskKind::none;
+  const void* data = nullptr;
+  std::int64_t strides[4] = {0, 0, 0, 0};
+  std::int64_t capacity = 0;
+};
+
+// No window bound on that side.
+constexpr std::int64_t kUnbounded = -1;
+
+struct AttentionArgs {
+  TensorDesc q;    // [B, Hq, Sq, D]
+  TensorDesc k;    // [B, Hkv, Skv, D]
+  TensorDesc v;    // [B, Hkv, Skv, Dv]
+  TensorDesc out;  // [B, Hq, Sq, Dv], same dtype as q; written in full
+  TensorDesc lse;  // optional (data == nullptr): float32 [B, Hq, Sq, 1]
+
+  float scale = 1.0f;
+  // Masking, all combinable.
+  bool causal = false;  // key j visible iff j <= diag(i)
+  Alignment alignment = Alignment::upper_left;
+  std::int64_t window_left = kUnbounded;   // key j visible iff diag - left <= j
+  std::int64_t window_right = kUnbounded;  //                 and j <= diag + right
+  MaskDesc mask;
+  const std::int32_t* key_lengths = nullptr;  // optional [B]: keys >= key_lengths[b] masked
+  std::int64_t key_lengths_count = 0;
+  const float* alibi_slopes = nullptr;  // optional [Hq]: score -= slope * |diag - j|
+  std::int64_t alibi_count = 0;
+  float softcap = 0.0f;  // > 0: score = softcap * tanh(score / softcap), before bias/mask
+};
+
+enum class StatusCode : int { ok = 0, type_error = 1, range_error = 2 };
+
+struct Status {
+  StatusCode code = StatusCode::ok;
+  std::string message;
+
+  bool ok() const { return code == StatusCode::ok; }
+  static Status success() { return {}; }
+  static Status type_error(std::string msg) { return {StatusCode::type_error, std::move(msg)}; }
+  static Status range_error(std::string msg) { return {StatusCode::range_error, std::move(msg)}; }
+};
+
+// Validates every field of `args` (shapes, strides against capacity, dtypes, mask, lengths,
+// overlap of the outputs with the inputs). Safe on any input: it reads no tensor data
+// except key_lengths and alibi_slopes, whose counts it checks first.
+Status check(const AttentionArgs& args);
+
+// check(), then the forward pass on the CPU. Fully masked query rows give zeros and
+// lse = -inf. Never allocates memory proportional to Sq * Skv.
+Status attention_cpu(const AttentionArgs& args);
+
+}  // namespace qkv
