@@ -1,0 +1,245 @@
+// attention() and attentionAsync(): validate, normalise to logical [B, H, S, D] views,
+// allocate outputs, pick a backend.
+import { nativeAddon, nativeBackend, type NativeCapabilities } from './backends/native';
+import { referenceBackend } from './backends/reference';
+import type { AttentionCall, Backend } from './backends/types';
+import { normalizeMask, type MaskOptions } from './masks';
+import {
+  allocate,
+  checkTensor,
+  contiguousStrides,
+  formatShape,
+  type DType,
+  type Tensor,
+  type TensorData,
+  type TensorLike,
+  type View4,
+} from './tensor';
+
+/**
+ * 'bhsd': tensors are [B, H, S, D] (PyTorch's layout). 'bshd': [B, S, H, D], which is what a
+ * projection's [B, S, H·D] output already is. Any strides are accepted in both.
+ */
+export type Layout = 'bhsd' | 'bshd';
+export type BackendChoice = 'auto' | 'cpu' | 'js';
+
+export interface AttentionOptions extends MaskOptions {
+  /** Memory layout of q, k, v and out (default 'bhsd'). Masks are always [B, H, Sq, Skv]. */
+  layout?: Layout;
+  /** Multiplies Q·Kᵀ; default 1/√D. */
+  scale?: number;
+  /** Also return the log-sum-exp of each row's scores, float32 [B, Hq, Sq]. */
+  returnLse?: boolean;
+  /** Write the output here (shape [B, Hq, Sq, Dv] in `layout` order, any strides) instead of allocating. */
+  out?: TensorLike;
+  /** 'auto' (default): native when built, else pure JS. 'cpu': native or throw. 'js': pure JS. */
+  backend?: BackendChoice;
+}
+
+export interface AttentionResult<D extends TensorData = TensorData> {
+  output: Tensor<D>;
+  /** float32 [B, Hq, Sq]; -Infinity for fully masked rows. */
+  lse: Tensor<Float32Array>;
+}
+
+type Input = TensorLike<Float32Array> | TensorLike<Uint16Array>;
+
+const DTYPES_SUPPORTED: readonly DType[] = ['float32'];
+
+/** Validates an input tensor and returns its logical [B, H, S, D] view. */
+function input(t: unknown, name: string, layout: Layout): View4 {
+  const checked = checkTensor(t, name);
+  if (checked.shape.length !== 4) {
+    const order = layout === 'bhsd' ? '[B, H, S, D]' : '[B, S, H, D]';
+    throw new RangeError(`qkv: ${name} must be 4-D ${order} (layout '${layout}'), got shape ${formatShape(checked.shape)}`);
+  }
+  if (checked.dtype === 'bool') throw new TypeError(`qkv: ${name}: dtype must be float32, float16 or bfloat16, got bool`);
+  if (!DTYPES_SUPPORTED.includes(checked.dtype as DType)) {
+    throw new TypeError(`qkv: ${name}: dtype ${checked.dtype} is not supported yet (supported: ${DTYPES_SUPPORTED.join(', ')})`);
+  }
+  return toLogical(checked, layout);
+}
+
+function toLogical(t: Tensor, layout: Layout): View4 {
+  const s = t.shape;
+  const st = t.strides!;
+  return layout === 'bhsd'
+    ? { data: t.data, dtype: t.dtype, shape: [s[0], s[1], s[2], s[3]], strides: [st[0], st[1], st[2], st[3]] }
+    : { data: t.data, dtype: t.dtype, shape: [s[0], s[2], s[1], s[3]], strides: [st[0], st[2], st[1], st[3]] };
+}
+
+function fromLogical(shape: readonly number[], layout: Layout): number[] {
+  return layout === 'bhsd' ? [...shape] : [shape[0], shape[2], shape[1], shape[3]];
+}
+
+/** Byte range [begin, end) a view reaches inside its ArrayBuffer, or null when empty. */
+function byteRange(v: View4): [ArrayBufferLike, number, number] | null {
+  if (v.shape.some((d) => d === 0)) return null;
+  const reach = v.shape.reduce((acc, d, i) => acc + (d - 1) * v.strides[i], 0);
+  const begin = v.data.byteOffset;
+  return [v.data.buffer, begin, begin + (reach + 1) * v.data.BYTES_PER_ELEMENT];
+}
+
+function checkNoOverlap(out: View4, inputs: Record<string, View4>): void {
+  const o = byteRange(out);
+  if (!o) return;
+  for (const [name, view] of Object.entries(inputs)) {
+    const r = byteRange(view);
+    if (r && r[0] === o[0] && r[1] < o[2] && o[1] < r[2]) {
+      throw new RangeError(`qkv: options.out overlaps the memory of ${name}; attention cannot run in place`);
+    }
+  }
+}
+
+function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): { call: AttentionCall; output: Tensor } {
+  if (options === null || typeof options !== 'object') throw new TypeError('qkv: options must be an object');
+  const layout = options.layout ?? 'bhsd';
+  if (layout !== 'bhsd' && layout !== 'bshd') {
+    throw new TypeError(`qkv: options.layout must be 'bhsd' or 'bshd', got ${String(layout)}`);
+  }
+  const qv = input(q, 'q', layout);
+  const kv = input(k, 'k', layout);
+  const vv = input(v, 'v', layout);
+  const [B, Hq, Sq, D] = qv.shape;
+  const [, Hkv, Skv] = kv.shape;
+  const Dv = vv.shape[3];
+  const shapes = () =>
+    `q ${formatShape(fromLogical(qv.shape, layout))}, k ${formatShape(fromLogical(kv.shape, layout))}, ` +
+    `v ${formatShape(fromLogical(vv.shape, layout))} (layout '${layout}')`;
+  if (kv.dtype !== qv.dtype || vv.dtype !== qv.dtype) {
+    throw new TypeError(`qkv: q, k and v must share one dtype, got ${qv.dtype}, ${kv.dtype}, ${vv.dtype}`);
+  }
+  if (Hq < 1 || Hkv < 1 || D < 1 || Dv < 1) throw new RangeError(`qkv: heads and head dims must be >= 1: ${shapes()}`);
+  if (kv.shape[0] !== B || vv.shape[0] !== B) throw new RangeError(`qkv: batch sizes differ: ${shapes()}`);
+  if (kv.shape[3] !== D) throw new RangeError(`qkv: q and k head dims differ (${D} vs ${kv.shape[3]}): ${shapes()}`);
+  if (vv.shape[1] !== Hkv || vv.shape[2] !== Skv) {
+    throw new RangeError(`qkv: k and v must have the same heads and sequence length: ${shapes()}`);
+  }
+  if (Hq % Hkv !== 0) {
+    throw new RangeError(`qkv: query heads (${Hq}) must be a multiple of key/value heads (${Hkv}) for GQA/MQA: ${shapes()}`);
+  }
+
+  const scale = options.scale ?? 1 / Math.sqrt(D);
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) {
+    throw new RangeError(`qkv: options.scale must be a finite number, got ${String(options.scale)}`);
+  }
+  const masks = normalizeMask(options, B, Hq, Sq, Skv);
+
+  const outShape = fromLogical([B, Hq, Sq, Dv], layout);
+  let output: Tensor;
+  if (options.out !== undefined) {
+    output = checkTensor(options.out, 'options.out');
+    if (output.dtype !== qv.dtype) throw new TypeError(`qkv: options.out: dtype must be ${qv.dtype}, got ${output.dtype}`);
+    if (output.shape.length !== 4 || output.shape.some((d, i) => d !== outShape[i])) {
+      throw new RangeError(`qkv: options.out: shape must be ${formatShape(outShape)}, got ${formatShape(output.shape)}`);
+    }
+  } else {
+    const size = outShape.reduce((a, b) => a * b, 1);
+    output = { data: allocate(qv.dtype, size), shape: outShape, dtype: qv.dtype, strides: contiguousStrides(outShape) };
+  }
+  const out = toLogical(output, layout);
+  checkNoOverlap(out, { q: qv, k: kv, v: vv });
+
+  const lse: View4 | null = options.returnLse
+    ? { data: new Float32Array(B * Hq * Sq), dtype: 'float32', shape: [B, Hq, Sq, 1], strides: [Hq * Sq, Sq, 1, 1] }
+    : null;
+  return { call: { q: qv, k: kv, v: vv, out, lse, scale, ...masks }, output };
+}
+
+function chooseBackend(choice: BackendChoice | undefined): Backend {
+  switch (choice ?? 'auto') {
+    case 'js':
+      return referenceBackend;
+    case 'cpu': {
+      const native = nativeBackend();
+      if (!native) throw new Error(`qkv: backend 'cpu' is unavailable: ${nativeAddon().error}`);
+      return native;
+    }
+    case 'auto':
+      return nativeBackend() ?? referenceBackend;
+    default:
+      throw new TypeError(`qkv: options.backend must be 'auto', 'cpu' or 'js', got ${String(choice)}`);
+  }
+}
+
+function result(call: AttentionCall, output: Tensor, returnLse: boolean | undefined): Tensor | AttentionResult {
+  if (!returnLse) return output;
+  const [B, Hq, Sq] = call.q.shape;
+  return {
+    output,
+    lse: { data: call.lse!.data as Float32Array, shape: [B, Hq, Sq], dtype: 'float32', strides: [Hq * Sq, Sq, 1] },
+  };
+}
+
+/**
+ * softmax(scale · Q·Kᵀ + mask) · V per head, on the calling thread.
+ * q [B, Hq, Sq, D], k [B, Hkv, Skv, D], v [B, Hkv, Skv, Dv] (or [B, S, H, ·] with layout 'bshd').
+ * Returns the output [B, Hq, Sq, Dv] in the same layout, or {output, lse} with returnLse.
+ */
+export function attention<D extends Float32Array | Uint16Array>(
+  q: TensorLike<D>,
+  k: TensorLike<D>,
+  v: TensorLike<D>,
+  options: AttentionOptions & { returnLse: true },
+): AttentionResult<D>;
+export function attention<D extends Float32Array | Uint16Array>(
+  q: TensorLike<D>,
+  k: TensorLike<D>,
+  v: TensorLike<D>,
+  options?: AttentionOptions,
+): Tensor<D>;
+export function attention(q: Input, k: Input, v: Input, options: AttentionOptions = {}): Tensor | AttentionResult {
+  const backend = chooseBackend(options?.backend);
+  const { call, output } = prepare(q, k, v, options);
+  backend.run(call);
+  return result(call, output, options.returnLse);
+}
+
+/**
+ * attention() off the JS thread (the native backend runs on a libuv worker; inputs stay
+ * referenced until the promise settles). Do not write to the inputs or out meanwhile.
+ */
+export function attentionAsync<D extends Float32Array | Uint16Array>(
+  q: TensorLike<D>,
+  k: TensorLike<D>,
+  v: TensorLike<D>,
+  options: AttentionOptions & { returnLse: true },
+): Promise<AttentionResult<D>>;
+export function attentionAsync<D extends Float32Array | Uint16Array>(
+  q: TensorLike<D>,
+  k: TensorLike<D>,
+  v: TensorLike<D>,
+  options?: AttentionOptions,
+): Promise<Tensor<D>>;
+export async function attentionAsync(
+  q: Input,
+  k: Input,
+  v: Input,
+  options: AttentionOptions = {},
+): Promise<Tensor | AttentionResult> {
+  const backend = chooseBackend(options?.backend);
+  const { call, output } = prepare(q, k, v, options);
+  await backend.runAsync(call);
+  return result(call, output, options.returnLse);
+}
+
+export interface BackendsInfo {
+  /** What backend 'auto' picks in this process. */
+  default: 'cpu' | 'js';
+  cpu: { available: true; path: string; capabilities: NativeCapabilities } | { available: false; reason: string };
+  cuda: { available: false; reason: string };
+  js: { available: true; dtypes: DType[] };
+}
+
+/** What this process can use. */
+export function backends(): BackendsInfo {
+  const native = nativeAddon();
+  return {
+    default: native.addon ? 'cpu' : 'js',
+    cpu: native.addon
+      ? { available: true, path: native.path!, capabilities: native.addon.capabilities() }
+      : { available: false, reason: native.error! },
+    cuda: { available: false, reason: 'qkv was built without CUDA' },
+    js: { available: true, dtypes: [...DTYPES_SUPPORTED] },
+  };
+}

@@ -1,0 +1,46 @@
+// Builds the native addon: cmake-js (CMakeLists.txt) when cmake is on PATH, else node-gyp
+// (binding.gyp) as shipped with npm. Both build the same sources offline.
+// QKV_BUILD=skip installs without the addon (the pure-JS backend is used);
+// QKV_BUILD=gyp forces node-gyp.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const mode = process.env.QKV_BUILD ?? 'auto';
+
+function run(command, args) {
+  console.error(`qkv: ${command} ${args.join(' ')}`);
+  const r = spawnSync(command, args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+  return r.status === 0;
+}
+
+function hasCmake() {
+  return spawnSync('cmake', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+function cmakeJs() {
+  const cli = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+  return run(process.execPath, [cli, 'compile', '--config', 'Release']);
+}
+
+function nodeGyp() {
+  // npm exposes its bundled node-gyp to lifecycle scripts; fall back to one on PATH.
+  const gyp = process.env.npm_config_node_gyp;
+  return gyp ? run(process.execPath, [gyp, 'rebuild']) : run('node-gyp', ['rebuild']);
+}
+
+if (mode === 'skip') {
+  console.error('qkv: QKV_BUILD=skip: native addon not built; the pure-JS backend will be used');
+  process.exit(0);
+}
+const ok = mode === 'gyp' || !hasCmake() ? nodeGyp() : cmakeJs();
+if (!ok) {
+  console.error(
+    'qkv: building the native addon failed (see above). It needs a C++17 compiler and cmake or ' +
+      'node-gyp. To install without it (pure-JS backend only), set QKV_BUILD=skip.',
+  );
+  process.exit(1);
+}
