@@ -1,0 +1,159 @@
+// Bad input gets a TypeError or RangeError naming the argument, from the TypeScript layer
+// and from the native binding called directly.
+import { describe, expect, it } from 'vitest';
+import { attention, attentionAsync, backends, mergeHeads, splitHeads, tensor, type AttentionOptions } from '../lib';
+import { nativeAddon } from '../lib/backends/native';
+
+const f32 = (shape: number[]) => ({ data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), shape });
+const q = f32([1, 2, 3, 4]);
+const k = f32([1, 2, 5, 4]);
+const v = f32([1, 2, 5, 4]);
+
+type Call = [string, unknown, unknown, unknown, AttentionOptions | undefined, ErrorConstructor, RegExp];
+
+const bad: Call[] = [
+  ['q not an object', 3, k, v, {}, TypeError, /q must be a tensor/],
+  ['q data a plain array', { data: [1, 2], shape: [1, 1, 1, 2] }, k, v, {}, TypeError, /q\.data must be a Float32Array/],
+  ['k data Float64Array', q, { data: new Float64Array(40), shape: [1, 2, 5, 4] }, v, {}, TypeError, /k\.data/],
+  ['Uint16Array without dtype', { data: new Uint16Array(24), shape: [1, 2, 3, 4] }, k, v, {}, TypeError, /say which with dtype/],
+  ['float16 not yet', { data: new Uint16Array(24), shape: [1, 2, 3, 4], dtype: 'float16' }, k, v, {}, TypeError, /float16 is not supported yet/],
+  ['dtype/array mismatch', { data: new Float32Array(24), shape: [1, 2, 3, 4], dtype: 'bfloat16' }, k, v, {}, TypeError, /needs its data in a Uint16Array/],
+  ['rank 3', f32([2, 3, 4]), k, v, {}, RangeError, /q must be 4-D \[B, H, S, D\].*\[2, 3, 4\]/],
+  ['negative dim', { data: new Float32Array(24), shape: [1, -2, 3, 4] }, k, v, {}, RangeError, /q\.shape\[1\] must be a non-negative integer/],
+  ['fractional dim', { data: new Float32Array(24), shape: [1, 2, 3.5, 4] }, k, v, {}, RangeError, /q\.shape\[2\]/],
+  ['NaN dim', { data: new Float32Array(24), shape: [1, 2, NaN, 4] }, k, v, {}, RangeError, /q\.shape\[2\]/],
+  ['data too short', { data: new Float32Array(23), shape: [1, 2, 3, 4] }, k, v, {}, RangeError, /q: shape \[1, 2, 3, 4\].*reaches element 23 but the data holds 23/],
+  ['strides out of bounds', { data: new Float32Array(24), shape: [1, 2, 3, 4], strides: [24, 12, 4, 2] }, k, v, {}, RangeError, /q: shape .* strides \[24, 12, 4, 2\]/],
+  ['strides rank', { data: new Float32Array(24), shape: [1, 2, 3, 4], strides: [1, 1] }, k, v, {}, RangeError, /differ in rank/],
+  ['head dim mismatch', q, f32([1, 2, 5, 8]), f32([1, 2, 5, 8]), {}, RangeError, /q and k head dims differ \(4 vs 8\)/],
+  ['batch mismatch', q, f32([2, 2, 5, 4]), f32([2, 2, 5, 4]), {}, RangeError, /batch sizes differ/],
+  ['k/v length mismatch', q, k, f32([1, 2, 6, 4]), {}, RangeError, /same heads and sequence length/],
+  ['GQA not a multiple', f32([1, 3, 3, 4]), k, v, {}, RangeError, /query heads \(3\) must be a multiple of key\/value heads \(2\)/],
+  ['zero heads', f32([1, 0, 3, 4]), f32([1, 0, 5, 4]), f32([1, 0, 5, 4]), {}, RangeError, /heads and head dims must be >= 1/],
+  ['layout', q, k, v, { layout: 'hbsd' as never }, TypeError, /options\.layout/],
+  ['scale NaN', q, k, v, { scale: NaN }, RangeError, /options\.scale must be a finite number/],
+  ['scale string', q, k, v, { scale: '1' as never }, RangeError, /options\.scale/],
+  ['causal', q, k, v, { causal: 'yes' as never }, TypeError, /options\.causal/],
+  ['mask shape', q, k, v, { mask: { data: new Uint8Array(4), shape: [4] } }, RangeError, /options\.mask: shape \[4\] does not broadcast to \[B, Hq, Sq, Skv\] = \[1, 2, 3, 5\]/],
+  ['mask rank 5', q, k, v, { mask: { data: new Uint8Array(15), shape: [1, 1, 1, 3, 5] } }, RangeError, /more than 4 dimensions/],
+  ['mask dtype', q, k, v, { mask: { data: new Uint16Array(15), shape: [3, 5], dtype: 'float16' } as never }, TypeError, /options\.mask must be dtype 'bool'/],
+  ['mask short', q, k, v, { mask: { data: new Uint8Array(14), shape: [3, 5] } }, RangeError, /options\.mask: shape \[3, 5\]/],
+  ['keyLengths count', q, k, v, { keyLengths: [1, 2] }, RangeError, /options\.keyLengths must have 1 entries, got 2/],
+  ['keyLengths range', q, k, v, { keyLengths: [6] }, RangeError, /options\.keyLengths\[0\] = 6 must be an integer in \[0, 5\]/],
+  ['keyLengths negative', q, k, v, { keyLengths: Int32Array.from([-1]) }, RangeError, /keyLengths\[0\]/],
+  ['keyLengths type', q, k, v, { keyLengths: 'x' as never }, TypeError, /options\.keyLengths must be a Int32Array/],
+  ['window negative', q, k, v, { window: { left: -1 } }, RangeError, /options\.window\.left/],
+  ['window type', q, k, v, { window: 3 as never }, TypeError, /options\.window must be/],
+  ['alibi count', q, k, v, { alibiSlopes: [1] }, RangeError, /options\.alibiSlopes must have 2 entries/],
+  ['alibi NaN', q, k, v, { alibiSlopes: [1, NaN] }, RangeError, /alibiSlopes\[1\] must be finite/],
+  ['softcap 0', q, k, v, { softcap: 0 }, RangeError, /options\.softcap must be a finite number > 0/],
+  ['out shape', q, k, v, { out: f32([1, 2, 3, 5]) }, RangeError, /options\.out: shape must be \[1, 2, 3, 4\], got \[1, 2, 3, 5\]/],
+  ['out dtype', q, k, v, { out: { data: new Uint8Array(24), shape: [1, 2, 3, 4] } }, TypeError, /options\.out: dtype must be float32/],
+  ['out aliases q', q, k, v, { out: q }, RangeError, /options\.out overlaps the memory of q/],
+  ['backend', q, k, v, { backend: 'gpu' as never }, TypeError, /options\.backend/],
+  ['options null', q, k, v, null as never, TypeError, /options must be an object/],
+];
+
+describe.each(['js', 'cpu'] as const)('attention() rejects bad input, backend %s', (backend) => {
+  it.runIf(backend === 'js' || backends().cpu.available).each(bad)('%s', (_, q_, k_, v_, options, type, message) => {
+    const opts = options === null ? (null as never) : { backend, ...options };
+    expect(() => attention(q_ as never, k_ as never, v_ as never, opts)).toThrow(type);
+    expect(() => attention(q_ as never, k_ as never, v_ as never, opts)).toThrow(message);
+  });
+});
+
+describe('attentionAsync() rejects instead of throwing', () => {
+  it('returns a rejected promise', async () => {
+    const pending = attentionAsync(q, k, f32([1, 2, 6, 4]));
+    expect(pending).toBeInstanceOf(Promise);
+    await expect(pending).rejects.toThrow(RangeError);
+  });
+});
+
+describe('tensor helpers', () => {
+  it('tensor() infers dtypes and checks bounds', () => {
+    expect(tensor(new Float32Array(6), [2, 3]).dtype).toBe('float32');
+    expect(tensor(new Uint8Array(6), [2, 3]).dtype).toBe('bool');
+    expect(tensor(new Uint16Array(6), [2, 3], { dtype: 'bfloat16' }).dtype).toBe('bfloat16');
+    expect(() => tensor(new Float32Array(5), [2, 3])).toThrow(RangeError);
+  });
+
+  it('splitHeads is a view and mergeHeads undoes it without copying', () => {
+    const x = tensor(Float32Array.from({ length: 2 * 3 * 8 }, (_, i) => i), [2, 3, 8]);
+    const split = splitHeads(x, 4);
+    expect(split.shape).toEqual([2, 4, 3, 2]);
+    expect(split.data).toBe(x.data);
+    // element (b=1, h=2, s=1, d=1) is x[1, 1, 2*2+1]
+    const [sb, sh, ss, sd] = split.strides!;
+    expect(split.data[1 * sb + 2 * sh + 1 * ss + 1 * sd]).toBe(x.data[1 * 24 + 1 * 8 + 5]);
+    const merged = mergeHeads(split);
+    expect(merged.data).toBe(x.data);
+    expect(merged.shape).toEqual([2, 3, 8]);
+    expect(() => splitHeads(x, 3)).toThrow(/numHeads = 3 must divide/);
+  });
+
+  it('mergeHeads copies a contiguous [B, H, S, D] tensor into [B, S, H*D]', () => {
+    const x = tensor(Float32Array.from({ length: 2 * 3 * 2 }, (_, i) => i), [1, 2, 3, 2]);
+    const merged = mergeHeads(x);
+    expect(merged.data).not.toBe(x.data);
+    expect(Array.from(merged.data)).toEqual([0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11]);
+  });
+});
+
+// The binding is public: called directly with anything, it must throw, never crash.
+describe.runIf(backends().cpu.available)('native binding re-checks its arguments', () => {
+  const addon = () => nativeAddon().addon!;
+  const t = (shape: number[], data: unknown = new Float32Array(shape.reduce((a, b) => a * b, 1)), strides?: number[]) => ({
+    data,
+    dtype: 'float32',
+    shape,
+    strides: strides ?? [shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1],
+  });
+  const good = () => [t([1, 2, 3, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4]), t([1, 2, 3, 4]), null, {}];
+  const cases: Array<[string, (args: unknown[]) => void, ErrorConstructor, RegExp]> = [
+    ['too few arguments', (a) => a.splice(3), TypeError, /expected \(q, k, v, out, lse, options\)/],
+    ['q a number', (a) => (a[0] = 1), TypeError, /q must be an object/],
+    ['unknown dtype', (a) => (a[0] = { ...t([1, 2, 3, 4]), dtype: 'int8' }), TypeError, /q\.dtype must be/],
+    ['wrong array', (a) => (a[1] = t([1, 2, 5, 4], new Float64Array(40))), TypeError, /k\.data must be a Float32Array/],
+    ['shape of 3', (a) => (a[2] = { ...t([1, 2, 5, 4]), shape: [1, 2, 5] }), RangeError, /v\.shape must have 4 entries/],
+    ['negative stride', (a) => (a[0] = t([1, 2, 3, 4], undefined, [24, 12, -4, 1])), RangeError, /q\.strides\[2\]/],
+    ['huge dim', (a) => (a[0] = t([1, 2, 3, 2 ** 40], new Float32Array(24))), RangeError, /every dimension must be in \[0, 2\^31\)/],
+    ['reads past the end', (a) => (a[1] = t([1, 2, 5, 4], new Float32Array(39))), RangeError, /k: shape .* reaches element 39/],
+    ['overflowing strides', (a) => (a[1] = t([1, 2, 5, 4], undefined, [2 ** 52, 2 ** 52, 2 ** 52, 2 ** 52])), RangeError, /k: shape/],
+    ['out writes twice', (a) => (a[3] = t([1, 2, 3, 4], undefined, [24, 12, 2, 1])), RangeError, /out: strides .* write some elements twice/],
+    ['out aliases k', (a) => (a[3] = { ...t([1, 2, 3, 4]), data: (a[1] as { data: Float32Array }).data.subarray(0, 24) }), RangeError, /out overlaps the memory of k/],
+    ['D mismatch', (a) => (a[1] = t([1, 2, 5, 3])), RangeError, /q and k head dims differ/],
+    ['GQA', (a) => ((a[1] = t([1, 3, 5, 4])), (a[2] = t([1, 3, 5, 4]))), RangeError, /multiple of key\/value heads/],
+    ['out shape', (a) => (a[3] = t([1, 2, 3, 5])), RangeError, /out: shape \[1, 2, 3, 5\] must be \[1, 2, 3, 4\]/],
+    ['lse shape', (a) => (a[4] = t([1, 2, 3, 2])), RangeError, /lse: shape/],
+    ['options missing', (a) => (a[5] = undefined), TypeError, /options must be an object/],
+    ['scale Infinity', (a) => (a[5] = { scale: Infinity }), RangeError, /scale must be finite/],
+    ['softcap negative', (a) => (a[5] = { softcap: -1 }), RangeError, /softcap must be/],
+    ['causal string', (a) => (a[5] = { causal: 'true' }), TypeError, /options\.causal must be a boolean/],
+    ['alignment', (a) => (a[5] = { alignment: 'middle' }), TypeError, /options\.alignment/],
+    ['window -2', (a) => (a[5] = { windowLeft: -2 }), RangeError, /options\.windowLeft/],
+    ['mask kind', (a) => (a[5] = { mask: { kind: 'x', data: new Uint8Array(1), strides: [0, 0, 0, 0] } }), TypeError, /options\.mask\.kind/],
+    ['mask type', (a) => (a[5] = { mask: { kind: 'boolean', data: new Float32Array(1), strides: [0, 0, 0, 0] } }), TypeError, /options\.mask\.data must be a Uint8Array/],
+    ['mask bounds', (a) => (a[5] = { mask: { kind: 'additive', data: new Float32Array(14), strides: [0, 0, 5, 1] } }), RangeError, /mask: shape \[1, 2, 3, 5\]/],
+    ['keyLengths count', (a) => (a[5] = { keyLengths: new Int32Array(2) }), RangeError, /keyLengths: must hold one length per batch/],
+    ['keyLengths value', (a) => (a[5] = { keyLengths: Int32Array.from([9]) }), RangeError, /keyLengths\[0\] = 9 is outside \[0, 5\]/],
+    ['alibi type', (a) => (a[5] = { alibiSlopes: [1, 2] }), TypeError, /options\.alibiSlopes must be a Float32Array/],
+    ['alibi NaN', (a) => (a[5] = { alibiSlopes: Float32Array.from([1, NaN]) }), RangeError, /alibiSlopes\[1\] is not finite/],
+  ];
+  it.each(cases)('%s', (_, mutate, type, message) => {
+    const args = good();
+    mutate(args);
+    expect(() => addon().attention(...args)).toThrow(type);
+    expect(() => addon().attention(...args)).toThrow(message);
+  });
+
+  it.each(cases)('%s (async rejects)', async (_, mutate, type) => {
+    const args = good();
+    mutate(args);
+    await expect(addon().attentionAsync(...args)).rejects.toThrow(type);
+  });
+
+  it('accepts the unmutated call', () => {
+    expect(() => addon().attention(...good())).not.toThrow();
+  });
+});
