@@ -3,6 +3,7 @@
 // QKV_BUILD=skip installs without the addon (the pure-JS backend is used);
 // QKV_BUILD=gyp forces node-gyp.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,9 +28,16 @@ function cmakeJs() {
 }
 
 function nodeGyp() {
-  // npm exposes its bundled node-gyp to lifecycle scripts; fall back to one on PATH.
-  const gyp = process.env.npm_config_node_gyp;
-  return gyp ? run(process.execPath, [gyp, 'rebuild']) : run('node-gyp', ['rebuild']);
+  // npm exposes its bundled node-gyp to lifecycle scripts; outside them, look beside npm.
+  const bundled = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const gyp = process.env.npm_config_node_gyp ?? (existsSync(bundled) ? bundled : null);
+  // Use the headers installed with Node when present, so nothing is downloaded.
+  const prefix = join(dirname(process.execPath), '..');
+  const args = ['rebuild'];
+  if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) {
+    args.push(`--nodedir=${prefix}`);
+  }
+  return gyp ? run(process.execPath, [gyp, ...args]) : run('node-gyp', args);
 }
 
 if (mode === 'skip') {
