@@ -34,6 +34,8 @@ export interface AttentionOptions extends MaskOptions {
   out?: TensorLike;
   /** 'auto' (default): native when built, else pure JS. 'cpu': native or throw. 'js': pure JS. */
   backend?: BackendChoice;
+  /** CPU threads for this call (native backend); default QKV_THREADS or all cores. Output is bitwise the same for any count. */
+  threads?: number;
 }
 
 export interface AttentionResult<D extends TensorData = TensorData> {
@@ -124,6 +126,10 @@ function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): { cal
     throw new RangeError(`qkv: options.scale must be a finite number, got ${String(options.scale)}`);
   }
   const masks = normalizeMask(options, B, Hq, Sq, Skv);
+  const threads = options.threads ?? 0;
+  if (!Number.isSafeInteger(threads) || threads < 0 || threads > 1024) {
+    throw new RangeError(`qkv: options.threads must be an integer in [1, 1024], got ${String(options.threads)}`);
+  }
 
   const outShape = fromLogical([B, Hq, Sq, Dv], layout);
   let output: Tensor;
@@ -143,7 +149,7 @@ function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): { cal
   const lse: View4 | null = options.returnLse
     ? { data: new Float32Array(B * Hq * Sq), dtype: 'float32', shape: [B, Hq, Sq, 1], strides: [Hq * Sq, Sq, 1, 1] }
     : null;
-  return { call: { q: qv, k: kv, v: vv, out, lse, scale, ...masks }, output };
+  return { call: { q: qv, k: kv, v: vv, out, lse, scale, threads, ...masks }, output };
 }
 
 function chooseBackend(choice: BackendChoice | undefined): Backend {

@@ -5,7 +5,11 @@ import { dirname, join } from 'node:path';
 import type { AttentionCall, Backend } from './types';
 
 export interface NativeCapabilities {
+  /** The ISA whose kernels run: 'avx512', 'avx2' or 'scalar' (QKV_ISA can force a lower one). */
   isa: string;
+  /** Every ISA this CPU can run, best first. */
+  isas: string[];
+  /** Default threads per call (QKV_THREADS, else the number of cores). */
   threads: number;
   dtypes: string[];
   cuda: boolean;
@@ -62,6 +66,7 @@ function nativeArgs(call: AttentionCall): unknown[] {
     keyLengths: call.keyLengths,
     alibiSlopes: call.alibiSlopes,
     softcap: call.softcap,
+    threads: call.threads,
   };
   return [call.q, call.k, call.v, call.out, call.lse, options];
 }

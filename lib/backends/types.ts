@@ -10,6 +10,7 @@ export interface AttentionCall extends NormalizedMask {
   out: View4; // [B, Hq, Sq, Dv], written in full
   lse: View4 | null; // float32 [B, Hq, Sq, 1]
   scale: number;
+  threads: number; // 0: the backend's default
 }
 
 export interface Backend {

@@ -86,8 +86,14 @@ Napi::Value AttentionAsync(const Napi::CallbackInfo& info) {
 Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object caps = Napi::Object::New(env);
-  caps.Set("isa", "portable");
-  caps.Set("threads", 1);
+  const CpuInfo cpu = cpu_info();
+  caps.Set("isa", cpu.isa);
+  caps.Set("threads", cpu.threads);
+  const char* isas[4];
+  const int isa_count = cpu_supported_isas(isas, 4);
+  Napi::Array supported = Napi::Array::New(env, static_cast<std::size_t>(isa_count));
+  for (int i = 0; i < isa_count; ++i) supported.Set(static_cast<std::uint32_t>(i), isas[i]);
+  caps.Set("isas", supported);
   Napi::Array dtypes = Napi::Array::New(env, 1);
   dtypes.Set(0u, "float32");
   caps.Set("dtypes", dtypes);

@@ -147,6 +147,13 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
     s = integer(w, std::string("options.") + window_keys[i], -1, kMaxSafeInteger, window_fields[i]);
     if (!s.ok()) return s;
   }
+  const Napi::Value threads = o.Get("threads");
+  if (!threads.IsUndefined()) {
+    std::int64_t n = 0;
+    s = integer(threads, "options.threads", 0, 1024, &n);
+    if (!s.ok()) return s;
+    a.threads = static_cast<int>(n);
+  }
   s = mask(o.Get("mask"), &a.mask, call);
   if (!s.ok()) return s;
 

@@ -49,7 +49,7 @@ struct Case {
   float softcap;
 };
 
-void run_case(const Case& c, std::mt19937& gen) {
+void run_case(const Case& c, std::mt19937& gen, const char* isa) {
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   Buffers buf;
   const auto fill = [&](std::vector<float>& v, std::int64_t n) {
@@ -94,11 +94,11 @@ void run_case(const Case& c, std::mt19937& gen) {
     a.alibi_count = c.Hq;
   }
 
-  const std::string name = "B" + std::to_string(c.B) + " Hq" + std::to_string(c.Hq) + " Hkv" + std::to_string(c.Hkv) +
+  const std::string name = std::string(isa) + " B" + std::to_string(c.B) + " Hq" + std::to_string(c.Hq) + " Hkv" + std::to_string(c.Hkv) +
                            " Sq" + std::to_string(c.Sq) + " Skv" + std::to_string(c.Skv) + " D" + std::to_string(c.D) +
                            " Dv" + std::to_string(c.Dv) + " causal" + std::to_string(c.causal) + " mask" +
                            std::to_string(static_cast<int>(c.mask));
-  const qkv::Status status = qkv::attention_cpu(a);
+  const qkv::Status status = qkv::attention_cpu_with_isa(a, isa);
   expect(status.ok(), name + ": " + status.message);
   if (!status.ok()) return;
   const qkv::test::Reference ref = qkv::test::reference64(a);
@@ -152,6 +152,8 @@ void check_rejections() {
 
 int main() {
   std::mt19937 gen(1234);
+  const char* isas[4];
+  const int isa_count = qkv::cpu_supported_isas(isas, 4);
   const std::int64_t sizes[][2] = {{1, 1}, {1, 257}, {7, 7}, {7, 65}, {63, 63}, {65, 7}, {65, 129}, {257, 257}};
   int count = 0;
   for (const auto& s : sizes) {
@@ -163,11 +165,16 @@ int main() {
       if (mode == 3) c.mask = qkv::MaskKind::boolean, c.B = 2, c.lengths = true;
       if (mode == 4) c.mask = qkv::MaskKind::additive, c.B = 2, c.Dv = 7, c.alibi = true;
       if (mode == 5) c.softcap = 2.0f, c.window_right = 3, c.D = 65, c.Hq = 4, c.Hkv = 2;
-      run_case(c, gen);
-      ++count;
+      for (int i = 0; i < isa_count; ++i) {
+        run_case(c, gen, isas[i]);
+        ++count;
+      }
     }
   }
   check_rejections();
+  std::printf("ISAs tested:");
+  for (int i = 0; i < isa_count; ++i) std::printf(" %s", isas[i]);
+  std::printf("\n");
   std::printf("%d passed, %d failed\n", failures == 0 ? count + 1 : 0, failures);
   return failures == 0 ? 0 : 1;
 }

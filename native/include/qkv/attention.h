@@ -62,6 +62,8 @@ struct AttentionArgs {
   const float* alibi_slopes = nullptr;  // optional [Hq]: score -= slope * |diag - j|
   std::int64_t alibi_count = 0;
   float softcap = 0.0f;  // > 0: score = softcap * tanh(score / softcap), before bias/mask
+
+  int threads = 0;  // CPU threads for this call; 0 = the default (QKV_THREADS or all cores)
 };
 
 enum class StatusCode : int { ok = 0, type_error = 1, range_error = 2 };
@@ -84,5 +86,19 @@ Status check(const AttentionArgs& args);
 // check(), then the forward pass on the CPU. Fully masked query rows give zeros and
 // lse = -inf. Never allocates memory proportional to Sq * Skv.
 Status attention_cpu(const AttentionArgs& args);
+
+// The CPU backend in use: the ISA its kernels were chosen for ("avx512", "avx2", "scalar";
+// QKV_ISA can force a lower one) and the default thread count.
+struct CpuInfo {
+  const char* isa;
+  int threads;
+};
+CpuInfo cpu_info();
+
+// Every ISA kernel this CPU can run, best first ("avx512", "avx2", "scalar").
+int cpu_supported_isas(const char** names, int capacity);
+// Runs with the named ISA's kernels regardless of QKV_ISA (for tests). Unknown or
+// unsupported names give a range error.
+Status attention_cpu_with_isa(const AttentionArgs& args, const char* isa);
 
 }  // namespace qkv

@@ -1,0 +1,143 @@
+// CPU backend entry: checks the arguments, picks the ISA's kernels once per process (CPUID
+// and OS support via the compiler's cpu-feature builtins; QKV_ISA may force a lower one),
+// packs K and V, and runs the query tasks on the thread pool.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "plan.h"
+#include "qkv/attention.h"
+#include "thread_pool.h"
+
+namespace qkv {
+namespace cpu {
+
+KernelTable kernels_avx512();
+KernelTable kernels_avx2();
+KernelTable kernels_scalar();
+
+namespace {
+
+bool cpu_has_avx512() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+// Supported kernels, best first.
+int supported(KernelTable* out) {
+  int n = 0;
+  if (cpu_has_avx512()) out[n++] = kernels_avx512();
+  if (cpu_has_avx2()) out[n++] = kernels_avx2();
+  out[n++] = kernels_scalar();
+  return n;
+}
+
+const KernelTable* find(const char* isa) {
+  static KernelTable tables[3];
+  static const int count = supported(tables);
+  for (int i = 0; i < count; ++i) {
+    if (std::strcmp(tables[i].isa, isa) == 0) return &tables[i];
+  }
+  return nullptr;
+}
+
+const KernelTable& chosen() {
+  static const KernelTable table = [] {
+    KernelTable tables[3];
+    const int count = supported(tables);
+    const char* forced = std::getenv("QKV_ISA");
+    if (forced != nullptr) {
+      // Only a supported ISA can be forced; anything else keeps the best one.
+      for (int i = 0; i < count; ++i) {
+        if (std::strcmp(tables[i].isa, forced) == 0) return tables[i];
+      }
+    }
+    return tables[0];
+  }();
+  return table;
+}
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<float, FreeDeleter>;
+
+Buffer allocate_floats(std::int64_t count) {
+  const std::size_t bytes = (static_cast<std::size_t>(count) * sizeof(float) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return Buffer(static_cast<float*>(p));
+}
+
+Status run_with(const AttentionArgs& args, const KernelTable& kernels) {
+  Status status = check(args);
+  if (!status.ok()) return status;
+  Plan plan = make_plan(args);
+  if (plan.query_tasks() == 0) return status;
+
+  ThreadPool& pool = ThreadPool::instance();
+  int threads = args.threads > 0 ? args.threads : pool.default_threads();
+  // Below ~1 MFLOP a thread hop costs more than it saves.
+  const double flops = 4.0 * static_cast<double>(plan.B * plan.Hq * plan.Sq) * static_cast<double>(plan.Skv) *
+                       static_cast<double>(plan.D + plan.Dv) / 2.0;
+  if (flops < 1e6) threads = 1;
+
+  Buffer k_packed = allocate_floats(plan.B * plan.Hkv * plan.k_head_floats());
+  Buffer v_packed = allocate_floats(plan.B * plan.Hkv * plan.v_head_floats());
+  plan.k_packed = k_packed.get();
+  plan.v_packed = v_packed.get();
+  pool.run(plan.pack_tasks(), threads, [&](std::int64_t task, int) { kernels.pack(plan, task); });
+
+  const std::int64_t per_slot = plan.workspace_floats();
+  Buffer workspace = allocate_floats(per_slot * threads);
+  float* base = workspace.get();
+  pool.run(plan.query_tasks(), threads,
+           [&](std::int64_t task, int slot) { kernels.query(plan, task, base + slot * per_slot); });
+  return status;
+}
+
+}  // namespace
+
+Plan make_plan(const AttentionArgs& a) {
+  Plan p{};
+  p.args = &a;
+  p.rules = mask_rules_of(a);
+  p.B = a.q.shape[0];
+  p.Hq = a.q.shape[1];
+  p.Sq = a.q.shape[2];
+  p.D = a.q.shape[3];
+  p.Hkv = a.k.shape[1];
+  p.Skv = a.k.shape[2];
+  p.Dv = a.v.shape[3];
+  p.group = p.Hq / p.Hkv;
+  p.dv_pad = (p.Dv + kValuePad - 1) / kValuePad * kValuePad;
+  p.key_blocks = (p.Skv + kKeyBlock - 1) / kKeyBlock;
+  p.query_blocks = (p.Sq + kQueryBlock - 1) / kQueryBlock;
+  return p;
+}
+
+}  // namespace cpu
+
+Status attention_cpu(const AttentionArgs& args) { return cpu::run_with(args, cpu::chosen()); }
+
+Status attention_cpu_with_isa(const AttentionArgs& args, const char* isa) {
+  const cpu::KernelTable* table = cpu::find(isa);
+  if (table == nullptr) return Status::range_error(std::string("isa '") + isa + "' is not supported on this CPU");
+  return cpu::run_with(args, *table);
+}
+
+CpuInfo cpu_info() { return {cpu::chosen().isa, cpu::ThreadPool::instance().default_threads()}; }
+
+int cpu_supported_isas(const char** names, int capacity) {
+  cpu::KernelTable tables[3];
+  const int count = cpu::supported(tables);
+  for (int i = 0; i < count && i < capacity; ++i) names[i] = tables[i].isa;
+  return count;
+}
+
+}  // namespace qkv

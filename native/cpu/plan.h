@@ -1,0 +1,50 @@
+// What one attention call needs on the CPU, worked out once by the dispatcher and read by
+// every ISA's kernel: sizes, block counts, mask rules, and the packed K/V buffers.
+#pragma once
+
+#include <cstdint>
+
+#include "../core/mask_rules.h"
+#include "qkv/attention.h"
+
+namespace qkv {
+namespace cpu {
+
+// Keys per block (a multiple of every ISA's Q·Kᵀ column tile) and queries per block.
+constexpr std::int64_t kKeyBlock = 128;
+constexpr std::int64_t kQueryBlock = 64;
+// The value dim is padded to this (a multiple of every ISA's vector width).
+constexpr std::int64_t kValuePad = 16;
+
+struct Plan {
+  const AttentionArgs* args;
+  MaskRules rules;
+  std::int64_t B, Hq, Hkv, Sq, Skv, D, Dv, group;
+  std::int64_t dv_pad;
+  std::int64_t key_blocks, query_blocks;
+  // K packed per (b, kv head, key block) as [D][kKeyBlock] fp32 (transposed, zero padded);
+  // V packed per (b, kv head) as [key_blocks * kKeyBlock][dv_pad] fp32 (zero padded).
+  float* k_packed;
+  float* v_packed;
+
+  std::int64_t k_head_floats() const { return key_blocks * kKeyBlock * D; }
+  std::int64_t v_head_floats() const { return key_blocks * kKeyBlock * dv_pad; }
+  std::int64_t pack_tasks() const { return B * Hkv * key_blocks; }
+  std::int64_t query_tasks() const { return B * Hq * query_blocks; }
+  // Workspace floats one thread needs for query tasks: q, s, o tiles and m, l rows.
+  std::int64_t workspace_floats() const {
+    return kQueryBlock * (D + kKeyBlock + dv_pad + 2);
+  }
+};
+
+Plan make_plan(const AttentionArgs& args);
+
+// One ISA's kernels. `workspace` holds plan.workspace_floats() floats for the calling thread.
+struct KernelTable {
+  const char* isa;
+  void (*pack)(const Plan& plan, std::int64_t task);
+  void (*query)(const Plan& plan, std::int64_t task, float* workspace);
+};
+
+}  // namespace cpu
+}  // namespace qkv
