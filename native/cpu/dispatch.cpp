@@ -74,6 +74,36 @@ Buffer allocate_floats(std::int64_t count) {
   return Buffer(static_cast<float*>(p));
 }
 
+// Scratch memory reused across the calls of one calling thread (the JS thread, each libuv
+// worker): fresh large allocations come back as new pages, and faulting them in costs
+// more than packing. Buffers above kKeepBytes are freed after the call.
+class Arena {
+ public:
+  float* get(std::int64_t floats) {
+    if (floats > capacity_) {
+      buffer_ = allocate_floats(floats);
+      capacity_ = floats;
+    }
+    return buffer_.get();
+  }
+  void trim() {
+    if (capacity_ * static_cast<std::int64_t>(sizeof(float)) > kKeepBytes) {
+      buffer_.reset();
+      capacity_ = 0;
+    }
+  }
+
+ private:
+  static constexpr std::int64_t kKeepBytes = std::int64_t{256} << 20;
+  Buffer buffer_;
+  std::int64_t capacity_ = 0;
+};
+
+Arena& thread_arena() {
+  thread_local Arena arena;
+  return arena;
+}
+
 Status run_with(const AttentionArgs& args, const KernelTable& kernels) {
   Status status = check(args);
   if (!status.ok()) return status;
@@ -87,17 +117,18 @@ Status run_with(const AttentionArgs& args, const KernelTable& kernels) {
                        static_cast<double>(plan.D + plan.Dv) / 2.0;
   if (flops < 1e6) threads = 1;
 
-  Buffer k_packed = allocate_floats(plan.B * plan.Hkv * plan.k_head_floats());
-  Buffer v_packed = allocate_floats(plan.B * plan.Hkv * plan.v_head_floats());
-  plan.k_packed = k_packed.get();
-  plan.v_packed = v_packed.get();
-  pool.run(plan.pack_tasks(), threads, [&](std::int64_t task, int) { kernels.pack(plan, task); });
-
+  const std::int64_t k_floats = plan.B * plan.Hkv * plan.k_head_floats();
+  const std::int64_t v_floats = plan.B * plan.Hkv * plan.v_head_floats();
   const std::int64_t per_slot = plan.workspace_floats();
-  Buffer workspace = allocate_floats(per_slot * threads);
-  float* base = workspace.get();
+  Arena& arena = thread_arena();
+  float* memory = arena.get(k_floats + v_floats + per_slot * threads);
+  plan.k_packed = memory;
+  plan.v_packed = memory + k_floats;
+  float* workspace = memory + k_floats + v_floats;
+  pool.run(plan.pack_tasks(), threads, [&](std::int64_t task, int) { kernels.pack(plan, task); });
   pool.run(plan.query_tasks(), threads,
-           [&](std::int64_t task, int slot) { kernels.query(plan, task, base + slot * per_slot); });
+           [&](std::int64_t task, int slot) { kernels.query(plan, task, workspace + slot * per_slot); });
+  arena.trim();
   return status;
 }
 
