@@ -174,12 +174,21 @@ function cases(): Case[] {
     oracle: { window: { left: 4, right: 70 } },
   });
   list.push({
-    name: 'window lower-right decode',
+    name: 'window lower-right decode (key chunks fully masked)',
     Sq: 3,
-    Skv: 200,
+    Skv: 700,
     B: 1,
-    options: { window: { left: 64 }, causal: 'lower-right' },
-    oracle: { window: { left: 64 }, causal: 'lower-right' },
+    options: { window: { left: 200 }, causal: 'lower-right' },
+    oracle: { window: { left: 200 }, causal: 'lower-right' },
+  });
+  list.push({
+    name: 'decode GQA 8/2 with keyLengths',
+    Sq: 2,
+    Skv: 600,
+    Hq: 8,
+    Hkv: 2,
+    options: { keyLengths: [600, 311], causal: 'lower-right' },
+    oracle: { keyLengths: [600, 311], causal: 'lower-right' },
   });
   list.push({
     name: 'alibi',
@@ -279,6 +288,24 @@ describe.each(BACKENDS)('outputs, backend %s', (backend) => {
     );
     for (const out of await Promise.all(calls)) {
       expect(relativeL2(out.data, expected.out.values)).toBeLessThanOrEqual(FP32_TOLERANCE);
+    }
+  });
+
+  it.runIf(backend === 'cpu' && available(backend))('is bitwise identical for any thread count and run', () => {
+    for (const [Sq, Skv] of [
+      [300, 300],
+      [1, 3000],
+    ]) {
+      const r = rng(Sq);
+      const [qq, kk, vv] = [randomLogical([2, 4, Sq, 32], r), randomLogical([2, 2, Skv, 32], r), randomLogical([2, 2, Skv, 32], r)];
+      const run = (threads: number) =>
+        attention(place(qq, 'bhsd'), place(kk, 'bhsd'), place(vv, 'bhsd'), { causal: 'lower-right', threads, returnLse: true, backend });
+      const one = run(1);
+      for (const threads of [2, 3, 1]) {
+        const other = run(threads);
+        expect(Buffer.from(other.output.data.buffer).equals(Buffer.from(one.output.data.buffer))).toBe(true);
+        expect(Buffer.from(other.lse.data.buffer).equals(Buffer.from(one.lse.data.buffer))).toBe(true);
+      }
     }
   });
 

@@ -51,6 +51,7 @@ const bad: Call[] = [
   ['out dtype', q, k, v, { out: { data: new Uint8Array(24), shape: [1, 2, 3, 4] } }, TypeError, /options\.out: dtype must be float32/],
   ['out aliases q', q, k, v, { out: q }, RangeError, /options\.out overlaps the memory of q/],
   ['backend', q, k, v, { backend: 'gpu' as never }, TypeError, /options\.backend/],
+  ['threads', q, k, v, { threads: 1.5 }, RangeError, /options\.threads must be an integer/],
   ['options null', q, k, v, null as never, TypeError, /options must be an object/],
 ];
 
@@ -132,6 +133,7 @@ describe.runIf(backends().cpu.available)('native binding re-checks its arguments
     ['causal string', (a) => (a[5] = { causal: 'true' }), TypeError, /options\.causal must be a boolean/],
     ['alignment', (a) => (a[5] = { alignment: 'middle' }), TypeError, /options\.alignment/],
     ['window -2', (a) => (a[5] = { windowLeft: -2 }), RangeError, /options\.windowLeft/],
+    ['threads huge', (a) => (a[5] = { threads: 5000 }), RangeError, /options\.threads/],
     ['mask kind', (a) => (a[5] = { mask: { kind: 'x', data: new Uint8Array(1), strides: [0, 0, 0, 0] } }), TypeError, /options\.mask\.kind/],
     ['mask type', (a) => (a[5] = { mask: { kind: 'boolean', data: new Float32Array(1), strides: [0, 0, 0, 0] } }), TypeError, /options\.mask\.data must be a Uint8Array/],
     ['mask bounds', (a) => (a[5] = { mask: { kind: 'additive', data: new Float32Array(14), strides: [0, 0, 5, 1] } }), RangeError, /mask: shape \[1, 2, 3, 5\]/],

@@ -2,6 +2,8 @@
 // and OS support via the compiler's cpu-feature builtins; QKV_ISA may force a lower one),
 // packs K and V, and runs the query tasks on the thread pool.
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -117,10 +119,23 @@ Status run_with(const AttentionArgs& args, const KernelTable& kernels) {
                        static_cast<double>(plan.D + plan.Dv) / 2.0;
   if (flops < 1e6) threads = 1;
 
+  Arena& arena = thread_arena();
+  if (plan.decode) {
+    const std::int64_t per_slot = plan.workspace_floats();
+    const std::int64_t partial_floats = plan.decode_tasks() * plan.partial_floats();
+    float* memory = arena.get(partial_floats + per_slot * threads);
+    plan.partials = memory;
+    float* workspace = memory + partial_floats;
+    pool.run(plan.decode_tasks(), threads,
+             [&](std::int64_t task, int slot) { kernels.decode(plan, task, workspace + slot * per_slot); });
+    pool.run(plan.B * plan.Hkv, threads, [&](std::int64_t head, int) { decode_merge(plan, head); });
+    arena.trim();
+    return status;
+  }
+
   const std::int64_t k_floats = plan.B * plan.Hkv * plan.k_head_floats();
   const std::int64_t v_floats = plan.B * plan.Hkv * plan.v_head_floats();
   const std::int64_t per_slot = plan.workspace_floats();
-  Arena& arena = thread_arena();
   float* memory = arena.get(k_floats + v_floats + per_slot * threads);
   plan.k_packed = memory;
   plan.v_packed = memory + k_floats;
@@ -149,7 +164,43 @@ Plan make_plan(const AttentionArgs& a) {
   p.dv_pad = (p.Dv + kValuePad - 1) / kValuePad * kValuePad;
   p.key_blocks = (p.Skv + kKeyBlock - 1) / kKeyBlock;
   p.query_blocks = (p.Sq + kQueryBlock - 1) / kQueryBlock;
+  p.decode_rows = p.group * p.Sq;
+  p.decode = p.decode_rows <= kDecodeRows && p.Skv > 0;
+  p.decode_chunks = (p.Skv + kDecodeChunk - 1) / kDecodeChunk;
   return p;
+}
+
+void decode_merge(const Plan& p, std::int64_t head) {
+  const AttentionArgs& a = *p.args;
+  const std::int64_t b = head / p.Hkv, hk = head % p.Hkv;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  float* first = p.partials + head * p.decode_chunks * p.partial_floats();
+  const std::int64_t m_at = p.decode_rows * p.dv_pad, l_at = m_at + p.decode_rows;
+  for (std::int64_t r = 0; r < p.decode_rows; ++r) {
+    const std::int64_t h = hk * p.group + r / p.Sq, i = r % p.Sq;
+    float m = neg_inf;
+    for (std::int64_t c = 0; c < p.decode_chunks; ++c) m = std::max(m, first[c * p.partial_floats() + m_at + r]);
+    // Chunk 0's partial row (scratch) accumulates the merged row, chunks in a fixed order.
+    float* acc = first + r * p.dv_pad;
+    float l = 0.0f;
+    for (std::int64_t c = 0; c < p.decode_chunks && m != neg_inf; ++c) {
+      const float* part = first + c * p.partial_floats();
+      const float mc = part[m_at + r];
+      const float w = mc == neg_inf ? 0.0f : std::exp(mc - m);
+      l += w * part[l_at + r];
+      const float* o = part + r * p.dv_pad;
+      for (std::int64_t d = 0; d < p.Dv; ++d) acc[d] = c == 0 ? w * o[d] : acc[d] + w * o[d];
+    }
+    // Fully masked rows: zeros and lse = -inf, by contract.
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    const std::int64_t* os = a.out.strides;
+    float* out = static_cast<float*>(a.out.data) + b * os[0] + h * os[1] + i * os[2];
+    for (std::int64_t d = 0; d < p.Dv; ++d) out[d * os[3]] = l > 0.0f ? acc[d] * inv : 0.0f;
+    if (a.lse.data) {
+      static_cast<float*>(a.lse.data)[b * a.lse.strides[0] + h * a.lse.strides[1] + i * a.lse.strides[2]] =
+          l > 0.0f ? m + std::log(l) : neg_inf;
+    }
+  }
 }
 
 }  // namespace cpu

@@ -15,6 +15,11 @@ constexpr std::int64_t kKeyBlock = 128;
 constexpr std::int64_t kQueryBlock = 64;
 // The value dim is padded to this (a multiple of every ISA's vector width).
 constexpr std::int64_t kValuePad = 16;
+// Decode (flash-decoding): when one kv head serves at most kDecodeRows query rows
+// (group · Sq), keys are split into chunks of kDecodeChunk across threads, read in place
+// without packing, and the partial results merged by log-sum-exp in chunk order.
+constexpr std::int64_t kDecodeRows = 16;
+constexpr std::int64_t kDecodeChunk = 256;
 
 struct Plan {
   const AttentionArgs* args;
@@ -22,6 +27,10 @@ struct Plan {
   std::int64_t B, Hq, Hkv, Sq, Skv, D, Dv, group;
   std::int64_t dv_pad;
   std::int64_t key_blocks, query_blocks;
+  bool decode;
+  std::int64_t decode_rows, decode_chunks;  // rows per kv head; key chunks per kv head
+  // Decode partials per (b, kv head, chunk): [decode_rows][dv_pad] O, then m and l rows.
+  float* partials;
   // K packed per (b, kv head, key block) as [D][kKeyBlock] fp32 (transposed, zero padded);
   // V packed per (b, kv head) as [key_blocks * kKeyBlock][dv_pad] fp32 (zero padded).
   float* k_packed;
@@ -33,8 +42,12 @@ struct Plan {
   std::int64_t query_tasks() const { return B * Hq * query_blocks; }
   // Workspace floats one thread needs for query tasks: q, s, o tiles and m, l rows.
   std::int64_t workspace_floats() const {
-    return kQueryBlock * (D + kKeyBlock + dv_pad + 2);
+    const std::int64_t prefill_floats = kQueryBlock * (D + kKeyBlock + dv_pad + 2);
+    const std::int64_t decode_floats = kDecodeRows * (D + kDecodeChunk) + D + dv_pad;
+    return prefill_floats > decode_floats ? prefill_floats : decode_floats;
   }
+  std::int64_t decode_tasks() const { return B * Hkv * decode_chunks; }
+  std::int64_t partial_floats() const { return decode_rows * (dv_pad + 2); }
 };
 
 Plan make_plan(const AttentionArgs& args);
@@ -44,7 +57,11 @@ struct KernelTable {
   const char* isa;
   void (*pack)(const Plan& plan, std::int64_t task);
   void (*query)(const Plan& plan, std::int64_t task, float* workspace);
+  void (*decode)(const Plan& plan, std::int64_t task, float* workspace);
 };
+
+// Combines the decode partials of kv head (b, hk) into the output rows.
+void decode_merge(const Plan& plan, std::int64_t head);
 
 }  // namespace cpu
 }  // namespace qkv
