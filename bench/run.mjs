@@ -91,7 +91,7 @@ async function ortPeer(s, q, k, v) {
     K: new ort.Tensor('float32', k, [s.B, s.Hkv, s.Skv, s.D]),
     V: new ort.Tensor('float32', v, [s.B, s.Hkv, s.Skv, s.D]),
   };
-  candidates.push({ name: 'Attention (opset 23)', run: () => attn.run(feeds) });
+  candidates.push({ name: 'Attention (opset 23)', session: attn, run: () => attn.run(feeds) });
   // MultiHeadAttention has no GQA, and its causal mode is upper-left only like ours here.
   if (s.Hq === s.Hkv) {
     const mha = await ortSession(multiHeadAttentionModel({ heads: s.Hq, causal: s.causal }));
@@ -107,7 +107,7 @@ async function ortPeer(s, q, k, v) {
       key: new ort.Tensor('float32', bse(k, s.Skv), [s.B, s.Skv, E]),
       value: new ort.Tensor('float32', bse(v, s.Skv), [s.B, s.Skv, E]),
     };
-    candidates.push({ name: 'MultiHeadAttention (com.microsoft)', run: () => mha.run(mfeeds) });
+    candidates.push({ name: 'MultiHeadAttention (com.microsoft)', session: mha, run: () => mha.run(mfeeds) });
   }
   // Pick by a short timing of each.
   let best = null;
@@ -122,6 +122,7 @@ async function ortPeer(s, q, k, v) {
     c.ms = (performance.now() - t0) / n;
     if (!best || c.ms < best.ms) best = c;
   }
+  for (const c of candidates) if (c !== best) await c.session.release();
   return best;
 }
 
@@ -171,6 +172,7 @@ for (const s of shapes) {
   const peer = await ortPeer(s, q, k, v);
   row.ortOp = peer.name;
   row.peers.onnxruntime = await measure('onnxruntime', peer.run, { deferred: true });
+  await peer.session.release(); // its spinning threads must not linger into the next shape
 
   for (const p of Object.values(row.peers)) p.gflops = f / (p.ms * 1e6);
   row.peakFraction = row.peers.qkv.gflops / peak;

@@ -2,7 +2,7 @@
 // and from the native binding called directly.
 import { describe, expect, it } from 'vitest';
 import { attention, attentionAsync, backends, mergeHeads, splitHeads, tensor, type AttentionOptions } from '../lib';
-import { nativeAddon } from '../lib/backends/native';
+import { HEADER, nativeAddon } from '../lib/backends/native';
 
 const f32 = (shape: number[]) => ({ data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), shape });
 const q = f32([1, 2, 3, 4]);
@@ -104,43 +104,55 @@ describe('tensor helpers', () => {
 // The binding is public: called directly with anything, it must throw, never crash.
 describe.runIf(backends().cpu.available)('native binding re-checks its arguments', () => {
   const addon = () => nativeAddon().addon!;
-  const t = (shape: number[], data: unknown = new Float32Array(shape.reduce((a, b) => a * b, 1)), strides?: number[]) => ({
-    data,
-    dtype: 'float32',
-    shape,
-    strides: strides ?? [shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1],
-  });
-  const good = () => [t([1, 2, 3, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4]), t([1, 2, 3, 4]), null, {}];
+  const H = HEADER;
+  const contiguous = (shape: number[]) => [shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1];
+  /** A valid call: q [1,2,3,4], k/v [1,2,5,4], out [1,2,3,4], no lse/mask/lengths/slopes. */
+  const good = (): unknown[] => {
+    const header = new Float64Array(H.length);
+    const put = (at: number, shape: number[]) => header.set([...shape, ...contiguous(shape)], at);
+    put(H.qShape, [1, 2, 3, 4]);
+    put(H.kShape, [1, 2, 5, 4]);
+    put(H.vShape, [1, 2, 5, 4]);
+    put(H.outShape, [1, 2, 3, 4]);
+    header[H.scale] = 0.5;
+    header[H.windowLeft] = -1;
+    header[H.windowRight] = -1;
+    return [header, new Float32Array(24), new Float32Array(40), new Float32Array(40), new Float32Array(24), null, null, null, null];
+  };
+  const hdr = (a: unknown[]) => a[0] as Float64Array;
   const cases: Array<[string, (args: unknown[]) => void, ErrorConstructor, RegExp]> = [
-    ['too few arguments', (a) => a.splice(3), TypeError, /expected \(q, k, v, out, lse, options\)/],
-    ['q a number', (a) => (a[0] = 1), TypeError, /q must be an object/],
-    ['unknown dtype', (a) => (a[0] = { ...t([1, 2, 3, 4]), dtype: 'int8' }), TypeError, /q\.dtype must be/],
-    ['wrong array', (a) => (a[1] = t([1, 2, 5, 4], new Float64Array(40))), TypeError, /k\.data must be a Float32Array/],
-    ['shape of 3', (a) => (a[2] = { ...t([1, 2, 5, 4]), shape: [1, 2, 5] }), RangeError, /v\.shape must have 4 entries/],
-    ['negative stride', (a) => (a[0] = t([1, 2, 3, 4], undefined, [24, 12, -4, 1])), RangeError, /q\.strides\[2\]/],
-    ['huge dim', (a) => (a[0] = t([1, 2, 3, 2 ** 40], new Float32Array(24))), RangeError, /every dimension must be in \[0, 2\^31\)/],
-    ['reads past the end', (a) => (a[1] = t([1, 2, 5, 4], new Float32Array(39))), RangeError, /k: shape .* reaches element 39/],
-    ['overflowing strides', (a) => (a[1] = t([1, 2, 5, 4], undefined, [2 ** 52, 2 ** 52, 2 ** 52, 2 ** 52])), RangeError, /k: shape/],
-    ['out writes twice', (a) => (a[3] = t([1, 2, 3, 4], undefined, [24, 12, 2, 1])), RangeError, /out: strides .* write some elements twice/],
-    ['out aliases k', (a) => (a[3] = { ...t([1, 2, 3, 4]), data: (a[1] as { data: Float32Array }).data.subarray(0, 24) }), RangeError, /out overlaps the memory of k/],
-    ['D mismatch', (a) => (a[1] = t([1, 2, 5, 3])), RangeError, /q and k head dims differ/],
-    ['GQA', (a) => ((a[1] = t([1, 3, 5, 4])), (a[2] = t([1, 3, 5, 4]))), RangeError, /multiple of key\/value heads/],
-    ['out shape', (a) => (a[3] = t([1, 2, 3, 5])), RangeError, /out: shape \[1, 2, 3, 5\] must be \[1, 2, 3, 4\]/],
-    ['lse shape', (a) => (a[4] = t([1, 2, 3, 2])), RangeError, /lse: shape/],
-    ['options missing', (a) => (a[5] = undefined), TypeError, /options must be an object/],
-    ['scale Infinity', (a) => (a[5] = { scale: Infinity }), RangeError, /scale must be finite/],
-    ['softcap negative', (a) => (a[5] = { softcap: -1 }), RangeError, /softcap must be/],
-    ['causal string', (a) => (a[5] = { causal: 'true' }), TypeError, /options\.causal must be a boolean/],
-    ['alignment', (a) => (a[5] = { alignment: 'middle' }), TypeError, /options\.alignment/],
-    ['window -2', (a) => (a[5] = { windowLeft: -2 }), RangeError, /options\.windowLeft/],
-    ['threads huge', (a) => (a[5] = { threads: 5000 }), RangeError, /options\.threads/],
-    ['mask kind', (a) => (a[5] = { mask: { kind: 'x', data: new Uint8Array(1), strides: [0, 0, 0, 0] } }), TypeError, /options\.mask\.kind/],
-    ['mask type', (a) => (a[5] = { mask: { kind: 'boolean', data: new Float32Array(1), strides: [0, 0, 0, 0] } }), TypeError, /options\.mask\.data must be a Uint8Array/],
-    ['mask bounds', (a) => (a[5] = { mask: { kind: 'additive', data: new Float32Array(14), strides: [0, 0, 5, 1] } }), RangeError, /mask: shape \[1, 2, 3, 5\]/],
-    ['keyLengths count', (a) => (a[5] = { keyLengths: new Int32Array(2) }), RangeError, /keyLengths: must hold one length per batch/],
-    ['keyLengths value', (a) => (a[5] = { keyLengths: Int32Array.from([9]) }), RangeError, /keyLengths\[0\] = 9 is outside \[0, 5\]/],
-    ['alibi type', (a) => (a[5] = { alibiSlopes: [1, 2] }), TypeError, /options\.alibiSlopes must be a Float32Array/],
-    ['alibi NaN', (a) => (a[5] = { alibiSlopes: Float32Array.from([1, NaN]) }), RangeError, /alibiSlopes\[1\] is not finite/],
+    ['too few arguments', (a) => a.splice(5), TypeError, /expected \(header, q, k, v, out, lse, mask, keyLengths, alibiSlopes\), got 5/],
+    ['header a plain array', (a) => (a[0] = Array.from(hdr(a))), TypeError, /header must be a Float64Array/],
+    ['header too short', (a) => (a[0] = hdr(a).subarray(0, 10)), TypeError, /header must be a Float64Array of at least 53/],
+    ['q a number', (a) => (a[1] = 1), TypeError, /q must be a Float32Array/],
+    ['unknown dtype', (a) => (hdr(a)[H.dtype] = 7), RangeError, /header\.dtype must be an integer in \[0, 2\]/],
+    ['float16 needs Uint16Array', (a) => (hdr(a)[H.dtype] = 1), TypeError, /q must be a Uint16Array/],
+    ['wrong array', (a) => (a[2] = new Float64Array(40)), TypeError, /k must be a Float32Array/],
+    ['fractional dim', (a) => (hdr(a)[H.vShape + 2] = 5.5), RangeError, /v\.shape\[2\] must be an integer/],
+    ['NaN dim', (a) => (hdr(a)[H.qShape + 3] = NaN), RangeError, /q\.shape\[3\] must be an integer/],
+    ['negative stride', (a) => (hdr(a)[H.qShape + 6] = -4), RangeError, /q\.strides\[2\]/],
+    ['huge dim', (a) => (hdr(a)[H.qShape + 3] = 2 ** 40), RangeError, /every dimension must be in \[0, 2\^31\)/],
+    ['reads past the end', (a) => (a[2] = new Float32Array(39)), RangeError, /k: shape .* reaches element 39/],
+    ['overflowing strides', (a) => hdr(a).fill(2 ** 52, H.kShape + 4, H.kShape + 8), RangeError, /k: shape/],
+    ['out writes twice', (a) => (hdr(a)[H.outShape + 6] = 2), RangeError, /out: strides .* write some elements twice/],
+    ['out aliases k', (a) => (a[4] = (a[2] as Float32Array).subarray(0, 24)), RangeError, /out overlaps the memory of k/],
+    ['D mismatch', (a) => (hdr(a)[H.kShape + 3] = 3), RangeError, /q and k head dims differ/],
+    ['GQA', (a) => ((hdr(a)[H.kShape + 1] = 3), (hdr(a)[H.vShape + 1] = 3)), RangeError, /multiple of key\/value heads/],
+    ['out shape', (a) => (hdr(a)[H.outShape + 3] = 5), RangeError, /out: shape \[1, 2, 3, 5\] must be \[1, 2, 3, 4\]/],
+    ['lse shape', (a) => ((a[5] = new Float32Array(6)), hdr(a).set([1, 2, 3, 2, 6, 3, 1, 1], H.lseShape)), RangeError, /lse: shape/],
+    ['scale Infinity', (a) => (hdr(a)[H.scale] = Infinity), RangeError, /scale must be finite/],
+    ['softcap negative', (a) => (hdr(a)[H.softcap] = -1), RangeError, /softcap must be/],
+    ['causal 2', (a) => (hdr(a)[H.causal] = 2), RangeError, /options\.causal must be an integer in \[0, 1\]/],
+    ['alignment', (a) => (hdr(a)[H.alignment] = 0.5), RangeError, /options\.alignment/],
+    ['window -2', (a) => (hdr(a)[H.windowLeft] = -2), RangeError, /options\.window\.left/],
+    ['threads huge', (a) => (hdr(a)[H.threads] = 5000), RangeError, /options\.threads/],
+    ['mask kind without data', (a) => (hdr(a)[H.maskKind] = 1), TypeError, /mask kind and mask data disagree/],
+    ['mask type', (a) => ((hdr(a)[H.maskKind] = 1), (a[6] = new Float32Array(15))), TypeError, /options\.mask\.data must be a Uint8Array/],
+    ['mask bounds', (a) => ((hdr(a)[H.maskKind] = 2), (a[6] = new Float32Array(14)), hdr(a).set([0, 0, 5, 1], H.maskStrides)), RangeError, /mask: shape \[1, 2, 3, 5\]/],
+    ['keyLengths count', (a) => (a[7] = new Int32Array(2)), RangeError, /keyLengths: must hold one length per batch/],
+    ['keyLengths value', (a) => (a[7] = Int32Array.from([9])), RangeError, /keyLengths\[0\] = 9 is outside \[0, 5\]/],
+    ['alibi type', (a) => (a[8] = [1, 2]), TypeError, /options\.alibiSlopes must be a Float32Array/],
+    ['alibi NaN', (a) => (a[8] = Float32Array.from([1, NaN])), RangeError, /alibiSlopes\[1\] is not finite/],
   ];
   it.each(cases)('%s', (_, mutate, type, message) => {
     const args = good();

@@ -2,6 +2,7 @@
 // asks for backend 'cpu'; backends() reports why it is unavailable.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { View4 } from '../tensor';
 import type { AttentionCall, Backend } from './types';
 
 export interface NativeCapabilities {
@@ -55,28 +56,72 @@ export function nativeAddon(): ReturnType<typeof load> {
   return loaded;
 }
 
-function nativeArgs(call: AttentionCall): unknown[] {
-  const options = {
-    scale: call.scale,
-    causal: call.causal,
-    alignment: call.alignment,
-    windowLeft: call.windowLeft,
-    windowRight: call.windowRight,
-    mask: call.mask,
-    keyLengths: call.keyLengths,
-    alibiSlopes: call.alibiSlopes,
-    softcap: call.softcap,
-    threads: call.threads,
-  };
-  return [call.q, call.k, call.v, call.out, call.lse, options];
+/** Indices into the binding's Float64Array header (native/napi/header.h). */
+export const HEADER = {
+  qShape: 0,
+  kShape: 8,
+  vShape: 16,
+  outShape: 24,
+  lseShape: 32,
+  maskStrides: 40,
+  scale: 44,
+  softcap: 45,
+  causal: 46,
+  alignment: 47,
+  windowLeft: 48,
+  windowRight: 49,
+  threads: 50,
+  maskKind: 51,
+  dtype: 52,
+  length: 53,
+} as const;
+
+const DTYPE_CODE = { float32: 0, float16: 1, bfloat16: 2 } as const;
+
+function writeView(header: Float64Array, at: number, view: View4): void {
+  header.set(view.shape, at);
+  header.set(view.strides, at + 4);
 }
+
+/** The binding's arguments for a call. The header is copied by the binding before it returns. */
+export function encodeCall(call: AttentionCall, header = new Float64Array(HEADER.length)): unknown[] {
+  writeView(header, HEADER.qShape, call.q);
+  writeView(header, HEADER.kShape, call.k);
+  writeView(header, HEADER.vShape, call.v);
+  writeView(header, HEADER.outShape, call.out);
+  if (call.lse) writeView(header, HEADER.lseShape, call.lse);
+  if (call.mask) header.set(call.mask.strides, HEADER.maskStrides);
+  header[HEADER.scale] = call.scale;
+  header[HEADER.softcap] = call.softcap;
+  header[HEADER.causal] = call.causal ? 1 : 0;
+  header[HEADER.alignment] = call.alignment === 'lower-right' ? 1 : 0;
+  header[HEADER.windowLeft] = call.windowLeft;
+  header[HEADER.windowRight] = call.windowRight;
+  header[HEADER.threads] = call.threads;
+  header[HEADER.maskKind] = call.mask ? (call.mask.kind === 'boolean' ? 1 : 2) : 0;
+  header[HEADER.dtype] = DTYPE_CODE[call.q.dtype as keyof typeof DTYPE_CODE];
+  return [
+    header,
+    call.q.data,
+    call.k.data,
+    call.v.data,
+    call.out.data,
+    call.lse ? call.lse.data : null,
+    call.mask ? call.mask.data : null,
+    call.keyLengths,
+    call.alibiSlopes,
+  ];
+}
+
+// Safe to share: every call (async ones too) is decoded before the binding returns.
+const sharedHeader = new Float64Array(HEADER.length);
 
 export function nativeBackend(): Backend | null {
   const { addon } = nativeAddon();
   if (!addon) return null;
   return {
     name: 'cpu',
-    run: (call) => addon.attention(...nativeArgs(call)),
-    runAsync: (call) => addon.attentionAsync(...nativeArgs(call)),
+    run: (call) => addon.attention(...encodeCall(call, sharedHeader)),
+    runAsync: (call) => addon.attentionAsync(...encodeCall(call, sharedHeader)),
   };
 }

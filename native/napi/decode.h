@@ -17,7 +17,7 @@ struct DecodedCall {
   std::vector<Napi::Value> arrays;  // the typed arrays args points into
 };
 
-// Decodes (q, k, v, out, lse, options) into `call`. On failure returns a status naming the
+// Decodes (header, q, k, v, out, lse, mask, keyLengths, alibiSlopes) (header.h) into `call`. On failure returns a status naming the
 // argument; nothing has been thrown.
 Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call);
 

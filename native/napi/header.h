@@ -1,0 +1,30 @@
+// The binding's calling convention: attention(header, q, k, v, out, lse, mask, keyLengths,
+// alibiSlopes). `header` is a Float64Array holding every number of the call at these
+// indices, so one call makes a handful of N-API requests instead of dozens of property
+// lookups. lib/backends/native.ts writes the same layout (HEADER there).
+#pragma once
+
+namespace qkv {
+namespace napi {
+
+enum HeaderField : int {
+  kQShape = 0,       // 4 values, then 4 strides
+  kKShape = 8,
+  kVShape = 16,
+  kOutShape = 24,
+  kLseShape = 32,    // 4 + 4, read only when lse is passed
+  kMaskStrides = 40, // 4 values, read only when mask is passed
+  kScale = 44,
+  kSoftcap = 45,
+  kCausal = 46,      // 0 or 1
+  kAlignment = 47,   // 0 upper-left, 1 lower-right
+  kWindowLeft = 48,  // -1 unbounded
+  kWindowRight = 49,
+  kThreads = 50,     // 0 default
+  kMaskKind = 51,    // 0 none, 1 boolean, 2 additive
+  kDType = 52,       // 0 float32, 1 float16, 2 bfloat16 (q, k, v and out)
+  kHeaderLength = 53,
+};
+
+}  // namespace napi
+}  // namespace qkv
