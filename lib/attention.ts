@@ -46,7 +46,7 @@ export interface AttentionResult<D extends TensorData = TensorData> {
 
 type Input = TensorLike<Float32Array> | TensorLike<Uint16Array>;
 
-const DTYPES_SUPPORTED: readonly DType[] = ['float32'];
+const DTYPES_SUPPORTED: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 
 /** Validates an input tensor and returns its logical [B, H, S, D] view. */
 function input(t: unknown, name: string, layout: Layout): View4 {

@@ -9,10 +9,14 @@ import {
   readLogical,
   relativeL2,
   rng,
-  type Logical,
+  asFloat,
+  placeAs,
+  roundTo,
+  TOLERANCE,
   type OracleOptions,
   type Placement,
 } from './helpers';
+import type { DType } from '../lib';
 
 const BACKENDS = ['cpu', 'js'] as const;
 
@@ -39,27 +43,30 @@ interface Case {
 }
 
 /** Runs one case through `attention` and compares output and lse with the oracle. */
-function check(backend: (typeof BACKENDS)[number], c: Case, placement: Placement, seed = 1): void {
+function check(backend: (typeof BACKENDS)[number], c: Case, placement: Placement, seed = 1, dtype: DType = 'float32'): void {
   const random = rng(seed);
   const B = c.B ?? 2;
   const Hq = c.Hq ?? 2;
   const Hkv = c.Hkv ?? Hq;
   const D = c.D ?? 16;
   const Dv = c.Dv ?? D;
-  const q = randomLogical([B, Hq, c.Sq, D], random);
-  const k = randomLogical([B, Hkv, c.Skv, D], random);
-  const v = randomLogical([B, Hkv, c.Skv, Dv], random);
+  const q = roundTo(randomLogical([B, Hq, c.Sq, D], random), dtype);
+  const k = roundTo(randomLogical([B, Hkv, c.Skv, D], random), dtype);
+  const v = roundTo(randomLogical([B, Hkv, c.Skv, Dv], random), dtype);
   const layout = placement === 'bshd' ? 'bshd' : 'bhsd';
-  const { output, lse } = attention(place(q, placement), place(k, placement), place(v, placement), {
+  const result = attention(placeAs(q, placement, dtype), placeAs(k, placement, dtype), placeAs(v, placement, dtype), {
     ...c.options,
     layout,
     backend,
     returnLse: true,
   });
+  const { lse } = result;
+  expect(result.output.dtype).toBe(dtype);
+  const output = asFloat(result.output);
   const expected = oracle(q, k, v, c.oracle ?? {});
   const actual = readLogical(output, layout);
   expect(actual.shape).toEqual(expected.out.shape);
-  expect(relativeL2(actual.values, expected.out.values)).toBeLessThanOrEqual(FP32_TOLERANCE);
+  expect(relativeL2(actual.values, expected.out.values)).toBeLessThanOrEqual(TOLERANCE[dtype]);
   expect(lse.shape).toEqual([B, Hq, c.Sq]);
   for (let i = 0; i < expected.lse.length; i++) {
     const e = expected.lse[i];
@@ -68,6 +75,7 @@ function check(backend: (typeof BACKENDS)[number], c: Case, placement: Placement
       const row = actual.values.subarray(i * Dv, (i + 1) * Dv);
       expect(Array.from(row).every((x) => Object.is(x, 0))).toBe(true);
     } else {
+      // lse is float32 from float32 accumulation whatever the input dtype
       expect(Math.abs(lse.data[i] - e)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(e)));
     }
   }
@@ -239,6 +247,16 @@ function cases(): Case[] {
 describe.each(BACKENDS)('backend %s', (backend) => {
   describe.runIf(available(backend)).each(['bhsd', 'bshd', 'strided'] as const)('%s', (placement) => {
     it.each(cases().map((c) => [c.name, c] as const))('%s', (_, c) => check(backend, c, placement));
+  });
+});
+
+describe.each(BACKENDS)('half precision, backend %s', (backend) => {
+  const half = cases().filter((c) => /plain Sq(1|7|65) |causal Sq65 Skv129|GQA|D 64 Dv 7|everything|bool mask 2,1,1,70|keyLengths|decode/.test(c.name));
+  describe.runIf(available(backend)).each(['float16', 'bfloat16'] as const)('%s', (dtype) => {
+    it.each(half.map((c) => [c.name, c] as const))('%s', (_, c) => {
+      check(backend, c, 'bhsd', 3, dtype);
+      check(backend, c, 'strided', 4, dtype);
+    });
   });
 });
 

@@ -16,7 +16,7 @@ const bad: Call[] = [
   ['q data a plain array', { data: [1, 2], shape: [1, 1, 1, 2] }, k, v, {}, TypeError, /q\.data must be a Float32Array/],
   ['k data Float64Array', q, { data: new Float64Array(40), shape: [1, 2, 5, 4] }, v, {}, TypeError, /k\.data/],
   ['Uint16Array without dtype', { data: new Uint16Array(24), shape: [1, 2, 3, 4] }, k, v, {}, TypeError, /say which with dtype/],
-  ['float16 not yet', { data: new Uint16Array(24), shape: [1, 2, 3, 4], dtype: 'float16' }, k, v, {}, TypeError, /float16 is not supported yet/],
+  ['mixed dtypes', { data: new Uint16Array(24), shape: [1, 2, 3, 4], dtype: 'float16' }, k, v, {}, TypeError, /q, k and v must share one dtype, got float16, float32, float32/],
   ['dtype/array mismatch', { data: new Float32Array(24), shape: [1, 2, 3, 4], dtype: 'bfloat16' }, k, v, {}, TypeError, /needs its data in a Uint16Array/],
   ['rank 3', f32([2, 3, 4]), k, v, {}, RangeError, /q must be 4-D \[B, H, S, D\].*\[2, 3, 4\]/],
   ['negative dim', { data: new Float32Array(24), shape: [1, -2, 3, 4] }, k, v, {}, RangeError, /q\.shape\[1\] must be a non-negative integer/],

@@ -1,6 +1,7 @@
 // Test helpers: seeded random data, tensors in any layout/strides, and a float64 oracle
 // written straight from the definition (full score matrix, explicit per-element masks).
-import type { Tensor } from '../lib';
+import type { DType, Tensor } from '../lib';
+import { fromFloat, toFloat } from '../lib/half';
 
 export function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -34,6 +35,32 @@ export type Placement = 'bhsd' | 'bshd' | 'strided';
  * (S outermost, gaps between rows and elements) filled with poison around the view.
  */
 export function place(x: Logical, placement: Placement): Tensor<Float32Array> {
+  return placeAs(x, placement, 'float32') as Tensor<Float32Array>;
+}
+
+/** Rounds every value to `dtype` in place, so an oracle sees exactly the kernel's inputs. */
+export function roundTo(x: Logical, dtype: DType): Logical {
+  if (dtype !== 'float32') for (let i = 0; i < x.values.length; i++) x.values[i] = toFloat[dtype](fromFloat[dtype](x.values[i]));
+  return x;
+}
+
+/** place() in any dtype: float16/bfloat16 data are Uint16Array bits (poison is NaN bits). */
+export function placeAs(x: Logical, placement: Placement, dtype: DType): Tensor<Float32Array | Uint16Array> {
+  const t = placeFloat(x, placement);
+  if (dtype === 'float32') return t;
+  const data = new Uint16Array(t.data.length);
+  for (let i = 0; i < data.length; i++) data[i] = fromFloat[dtype](t.data[i]);
+  return { ...t, data, dtype };
+}
+
+/** Converts a tensor's data to numbers (half bits decoded). */
+export function asFloat(t: Tensor): Tensor<Float32Array> {
+  if (t.dtype === 'float32') return t as Tensor<Float32Array>;
+  const dtype = t.dtype as 'float16' | 'bfloat16';
+  return { ...t, data: Float32Array.from(t.data as Uint16Array, (h) => toFloat[dtype](h)), dtype: 'float32' };
+}
+
+function placeFloat(x: Logical, placement: Placement): Tensor<Float32Array> {
   const [B, H, S, D] = x.shape;
   const at = (b: number, h: number, s: number, d: number) => x.values[((b * H + h) * S + s) * D + d];
   if (placement === 'bhsd') return { data: Float32Array.from(x.values), dtype: 'float32', shape: [B, H, S, D] };
@@ -147,5 +174,6 @@ export function relativeL2(actual: ArrayLike<number>, expected: ArrayLike<number
   return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
 
-/** fp32 contract: relative L2 error against the float64 oracle. */
-export const FP32_TOLERANCE = 1e-6;
+/** The numerics contract: relative L2 error against the float64 oracle, per dtype. */
+export const TOLERANCE: Record<DType, number> = { float32: 1e-6, float16: 2e-3, bfloat16: 1e-2 };
+export const FP32_TOLERANCE = TOLERANCE.float32;

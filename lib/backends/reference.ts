@@ -1,6 +1,8 @@
 // The pure-JS backend: same contract as the native one, row by row with float64 scores
 // (O(Skv) memory per row, never O(Sq * Skv)). The fallback when the addon is not built,
 // and the "pure-JS version" the benchmarks compare against.
+import { fromFloat, toFloat } from '../half';
+import type { View4 } from '../tensor';
 import type { AttentionCall, Backend } from './types';
 
 function visibleRange(call: AttentionCall, b: number, i: number): [number, number] {
@@ -15,7 +17,31 @@ function visibleRange(call: AttentionCall, b: number, i: number): [number, numbe
   return [lo, Math.max(lo, hi)];
 }
 
+/** float16/bfloat16 calls: convert the inputs to float32, run, round the output back. */
+function referenceHalf(call: AttentionCall): void {
+  const dtype = call.q.dtype as 'float16' | 'bfloat16';
+  const widen = (view: View4): View4 => {
+    const bits = view.data as Uint16Array;
+    const data = new Float32Array(bits.length);
+    for (let i = 0; i < bits.length; i++) data[i] = toFloat[dtype](bits[i]);
+    return { ...view, data, dtype: 'float32' };
+  };
+  const out: View4 = { ...call.out, data: new Float32Array(call.out.data.length), dtype: 'float32' };
+  referenceAttention({ ...call, q: widen(call.q), k: widen(call.k), v: widen(call.v), out });
+  const [B, H, S, D] = out.shape;
+  const st = out.strides;
+  const result = call.out.data as Uint16Array;
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < S; i++)
+        for (let d = 0; d < D; d++) {
+          const at = b * st[0] + h * st[1] + i * st[2] + d * st[3];
+          result[at] = fromFloat[dtype](out.data[at]);
+        }
+}
+
 export function referenceAttention(call: AttentionCall): void {
+  if (call.q.dtype !== 'float32') return referenceHalf(call);
   const { q, k, v, out, lse, mask } = call;
   const [B, Hq, Sq, D] = q.shape;
   const [, Hkv, Skv] = k.shape;

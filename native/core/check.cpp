@@ -126,10 +126,6 @@ Status check(const AttentionArgs& a) {
       }
     }
   }
-  if (a.q.dtype != DType::float32) {
-    return Status::type_error(std::string("q: dtype ") + dtype_name(a.q.dtype) +
-                              " is not supported by the CPU backend yet (float32 only)");
-  }
   if (a.k.dtype != a.q.dtype || a.v.dtype != a.q.dtype || a.out.dtype != a.q.dtype) {
     return Status::type_error(std::string("q, k, v and out must share one dtype, got ") +
                               dtype_name(a.q.dtype) + ", " + dtype_name(a.k.dtype) + ", " +

@@ -10,6 +10,7 @@
 #include <new>
 #include <string>
 
+#include "../core/half.h"
 #include "plan.h"
 #include "qkv/attention.h"
 #include "thread_pool.h"
@@ -194,8 +195,16 @@ void decode_merge(const Plan& p, std::int64_t head) {
     // Fully masked rows: zeros and lse = -inf, by contract.
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
     const std::int64_t* os = a.out.strides;
-    float* out = static_cast<float*>(a.out.data) + b * os[0] + h * os[1] + i * os[2];
-    for (std::int64_t d = 0; d < p.Dv; ++d) out[d * os[3]] = l > 0.0f ? acc[d] * inv : 0.0f;
+    const std::int64_t base = b * os[0] + h * os[1] + i * os[2];
+    for (std::int64_t d = 0; d < p.Dv; ++d) {
+      const float x = l > 0.0f ? acc[d] * inv : 0.0f;
+      const std::int64_t at = base + d * os[3];
+      switch (a.out.dtype) {
+        case DType::float32: static_cast<float*>(a.out.data)[at] = x; break;
+        case DType::float16: static_cast<std::uint16_t*>(a.out.data)[at] = float_to_f16(x); break;
+        case DType::bfloat16: static_cast<std::uint16_t*>(a.out.data)[at] = float_to_bf16(x); break;
+      }
+    }
     if (a.lse.data) {
       static_cast<float*>(a.lse.data)[b * a.lse.strides[0] + h * a.lse.strides[1] + i * a.lse.strides[2]] =
           l > 0.0f ? m + std::log(l) : neg_inf;

@@ -94,8 +94,10 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   Napi::Array supported = Napi::Array::New(env, static_cast<std::size_t>(isa_count));
   for (int i = 0; i < isa_count; ++i) supported.Set(static_cast<std::uint32_t>(i), isas[i]);
   caps.Set("isas", supported);
-  Napi::Array dtypes = Napi::Array::New(env, 1);
+  Napi::Array dtypes = Napi::Array::New(env, 3);
   dtypes.Set(0u, "float32");
+  dtypes.Set(1u, "float16");
+  dtypes.Set(2u, "bfloat16");
   caps.Set("dtypes", dtypes);
   caps.Set("cuda", false);
   return caps;
