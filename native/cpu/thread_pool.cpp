@@ -1,5 +1,8 @@
 #include "thread_pool.h"
 
+#include <immintrin.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -7,16 +10,21 @@ namespace qkv {
 namespace cpu {
 
 namespace {
-int threads_from_environment() {
-  const char* env = std::getenv("QKV_THREADS");
-  if (env != nullptr) {
-    char* end = nullptr;
-    const long n = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && n >= 1 && n <= 1024) return static_cast<int>(n);
-  }
+
+// An integer environment variable in [min, max], or `fallback`.
+int env_int(const char* name, long min, long max, int fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr) return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(env, &end, 10);
+  return end != env && *end == '\0' && n >= min && n <= max ? static_cast<int>(n) : fallback;
+}
+
+int hardware_threads() {
   const unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
+
 }  // namespace
 
 ThreadPool& ThreadPool::instance() {
@@ -24,7 +32,9 @@ ThreadPool& ThreadPool::instance() {
   return pool;
 }
 
-ThreadPool::ThreadPool() : default_threads_(threads_from_environment()) {}
+ThreadPool::ThreadPool()
+    : default_threads_(env_int("QKV_THREADS", 1, 1024, hardware_threads())),
+      spin_us_(env_int("QKV_SPIN_US", 0, 100000, 200)) {}
 
 ThreadPool::~ThreadPool() {
   {
@@ -58,11 +68,19 @@ void ThreadPool::work(int slot) {
 void ThreadPool::worker_loop(int slot) {
   std::uint64_t seen = 0;
   for (;;) {
+    // Spin a while for the next job, then sleep.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+    for (int i = 0; generation_.load(std::memory_order_acquire) == seen; ++i) {
+      _mm_pause();
+      if ((i & 255) == 255 && std::chrono::steady_clock::now() > deadline) break;
+    }
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      ++sleeping_;
+      wake_.wait(lock, [&] { return stopping_ || generation_.load(std::memory_order_relaxed) != seen; });
+      --sleeping_;
       if (stopping_) return;
-      seen = generation_;
+      seen = generation_.load(std::memory_order_relaxed);
       if (slot >= job_threads_) continue;
       ++running_;
     }
@@ -89,9 +107,9 @@ void ThreadPool::run(std::int64_t tasks, int threads, const Task& fn) {
     job_tasks_ = tasks;
     job_threads_ = threads;
     next_task_ = 0;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
+    if (sleeping_ > 0) wake_.notify_all();
   }
-  wake_.notify_all();
   work(0);
   std::unique_lock<std::mutex> lock(mutex_);
   done_.wait(lock, [&] { return running_ == 0 && next_task_ >= job_tasks_; });

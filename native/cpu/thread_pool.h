@@ -4,6 +4,7 @@
 // the same for any thread count and any scheduling.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,7 @@ class ThreadPool {
   int default_threads() const { return default_threads_; }
 
   // Runs fn(t, slot) for t in [0, tasks) on up to `threads` threads, slot in [0, threads).
+  // Returns once every task has finished.
   // If another call holds the pool, runs everything on the caller (slot 0) instead of
   // waiting: concurrent calls (async, worker_threads) never block one another.
   void run(std::int64_t tasks, int threads, const Task& fn);
@@ -46,7 +48,12 @@ class ThreadPool {
   std::condition_variable done_;
   std::vector<std::thread> workers_;
   bool stopping_ = false;
-  std::uint64_t generation_ = 0;
+  // Written under mutex_, read without it by spinning workers.
+  std::atomic<std::uint64_t> generation_{0};
+  int sleeping_ = 0;
+  // After a job, workers spin this long for the next one before sleeping (QKV_SPIN_US):
+  // back-to-back calls then skip the futex wake-up, which costs tens of µs here.
+  int spin_us_;
   const Task* job_ = nullptr;
   std::int64_t job_tasks_ = 0;
   int job_threads_ = 0;
