@@ -135,7 +135,7 @@ Status run_with(const AttentionArgs& args, const KernelTable& kernels) {
   }
 
   const std::int64_t k_floats = plan.B * plan.Hkv * plan.k_head_floats();
-  const std::int64_t v_floats = plan.B * plan.Hkv * plan.v_head_floats();
+  const std::int64_t v_floats = plan.v_direct ? 0 : plan.B * plan.Hkv * plan.v_head_floats();
   const std::int64_t per_slot = plan.workspace_floats();
   float* memory = arena.get(k_floats + v_floats + per_slot * threads);
   plan.k_packed = memory;
@@ -168,6 +168,7 @@ Plan make_plan(const AttentionArgs& a) {
   p.decode_rows = p.group * p.Sq;
   p.decode = p.decode_rows <= kDecodeRows && p.Skv > 0;
   p.decode_chunks = (p.Skv + kDecodeChunk - 1) / kDecodeChunk;
+  p.v_direct = a.v.dtype == DType::float32 && a.v.strides[3] == 1 && p.Dv == p.dv_pad;
   return p;
 }
 

@@ -35,6 +35,15 @@ struct Plan {
   // V packed per (b, kv head) as [key_blocks * kKeyBlock][dv_pad] fp32 (zero padded).
   float* k_packed;
   float* v_packed;
+  // V read in place (fp32, unit stride along Dv, Dv a whole number of vectors): no V packing.
+  bool v_direct;
+
+  // First V row of (b, kv head) for the P·V micro-kernel, and its row stride.
+  const float* v_rows(std::int64_t b, std::int64_t hk) const {
+    if (v_direct) return static_cast<const float*>(args->v.data) + b * args->v.strides[0] + hk * args->v.strides[1];
+    return v_packed + (b * Hkv + hk) * v_head_floats();
+  }
+  std::int64_t v_row_stride() const { return v_direct ? args->v.strides[2] : dv_pad; }
 
   std::int64_t k_head_floats() const { return key_blocks * kKeyBlock * D; }
   std::int64_t v_head_floats() const { return key_blocks * kKeyBlock * dv_pad; }
