@@ -201,8 +201,10 @@ const result = {
   onnxruntime: require('onnxruntime-node/package.json').version,
   rows,
 };
+// Partial runs (--quick, --only) never replace the full run's results.
+const partial = quick || only !== undefined;
 mkdirSync(join(here, 'results'), { recursive: true });
-writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+writeFileSync(join(here, 'results', partial ? 'partial.json' : 'latest.json'), JSON.stringify(result, null, 2) + '\n');
 
 const cell = (p) => (p ? `${p.ms < 1 ? p.ms.toFixed(3) : p.ms.toFixed(1)} ms · ${p.gflops.toFixed(1)}` : '—');
 const table = [

@@ -25,6 +25,12 @@ it('the native backend is built (set QKV_BUILD=skip to test a JS-only install)',
   const info = backends();
   expect(info.cpu.available, info.cpu.available ? '' : info.cpu.reason).toBe(true);
   expect(info.default).toBe('cpu');
+  if (!info.cpu.available) return;
+  const { isa, isas } = info.cpu.capabilities;
+  expect(isas).toContain('scalar');
+  // QKV_ISA forces a lower kernel when the CPU has it (CI runs the suite once per ISA).
+  const forced = process.env.QKV_ISA;
+  expect(isa).toBe(forced && isas.includes(forced) ? forced : isas[0]);
 });
 
 const available = (backend: (typeof BACKENDS)[number]) => backend === 'js' || backends().cpu.available;
