@@ -111,8 +111,15 @@ void ThreadPool::run(std::int64_t tasks, int threads, const Task& fn) {
     if (sleeping_ > 0) wake_.notify_all();
   }
   work(0);
+  // Every task is claimed once work() returns; wait for the workers still running one,
+  // spinning first since the last tasks usually end within microseconds.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+  for (int i = 0; running_.load(std::memory_order_acquire) != 0; ++i) {
+    _mm_pause();
+    if ((i & 255) == 255 && std::chrono::steady_clock::now() > deadline) break;
+  }
   std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return running_ == 0 && next_task_ >= job_tasks_; });
+  done_.wait(lock, [&] { return running_.load(std::memory_order_relaxed) == 0 && next_task_ >= job_tasks_; });
   job_ = nullptr;
 }
 

@@ -58,7 +58,7 @@ class ThreadPool {
   std::int64_t job_tasks_ = 0;
   int job_threads_ = 0;
   std::int64_t next_task_ = 0;  // guarded by mutex_ (tasks are coarse; contention is low)
-  int running_ = 0;
+  std::atomic<int> running_{0};  // workers inside work(); changed under mutex_
 };
 
 }  // namespace cpu
