@@ -14,6 +14,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attentionModel, multiHeadAttentionModel } from './onnx-model.mjs';
+import { fromFloat } from '../dist/cjs/half.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -41,11 +42,12 @@ function machinePeak() {
 // --- shapes ----------------------------------------------------------------------------
 const shapes = [];
 const add = (s) => {
+  const dtype = s.dtype ?? 'float32';
   const label =
     `B${s.B} H${s.Hq}${s.Hkv !== s.Hq ? `/${s.Hkv}` : ''} ` +
     (s.Sq === s.Skv ? `S${s.Sq}` : `Sq${s.Sq} Skv${s.Skv}`) +
-    ` D${s.D}${s.causal ? ' causal' : ''}`;
-  if (!only || label.includes(only)) shapes.push({ ...s, label });
+    ` D${s.D}${s.causal ? ' causal' : ''}${dtype === 'float32' ? '' : ` ${dtype}`}`;
+  if (!only || label.includes(only)) shapes.push({ ...s, dtype, label });
 };
 for (const S of quick ? [128, 1024] : [128, 512, 1024, 2048]) {
   for (const causal of [false, true]) add({ B: 1, Hq: 8, Hkv: 8, Sq: S, Skv: S, D: 64, causal });
@@ -53,6 +55,10 @@ for (const S of quick ? [128, 1024] : [128, 512, 1024, 2048]) {
 for (const causal of [false, true]) add({ B: 1, Hq: 32, Hkv: 32, Sq: 1024, Skv: 1024, D: 128, causal });
 add({ B: 1, Hq: 32, Hkv: 8, Sq: 1024, Skv: 1024, D: 128, causal: true });
 for (const Skv of [1024, 8192]) add({ B: 1, Hq: 32, Hkv: 32, Sq: 1, Skv, D: 128, causal: false, decode: true });
+for (const dtype of ['float16', 'bfloat16']) {
+  add({ B: 1, Hq: 8, Hkv: 8, Sq: 1024, Skv: 1024, D: 64, causal: true, dtype });
+  add({ B: 1, Hq: 32, Hkv: 32, Sq: 1, Skv: 8192, D: 128, causal: false, decode: true, dtype });
+}
 add({ B: 1, Hq: 1, Hkv: 1, Sq: 1, Skv: 1, D: 64, causal: false, tiny: true });
 
 /** FLOPs counted as 4·B·H·Sq·Skv·D, the visible fraction only for causal. */
@@ -84,16 +90,23 @@ async function ortSession(model) {
 
 /** The faster of ONNX Runtime's two attention ops for this shape (what a user would pick). */
 async function ortPeer(s, q, k, v) {
+  // ORT's CPU attention kernels are float32 (and float16 for some ops); bfloat16 has none.
+  if (s.dtype === 'bfloat16') return null;
   const candidates = [];
-  const attn = await ortSession(attentionModel({ causal: s.causal }));
+  let attn;
+  try {
+    attn = await ortSession(attentionModel({ causal: s.causal, dtype: s.dtype }));
+  } catch {
+    return null;
+  }
   const feeds = {
-    Q: new ort.Tensor('float32', q, [s.B, s.Hq, s.Sq, s.D]),
-    K: new ort.Tensor('float32', k, [s.B, s.Hkv, s.Skv, s.D]),
-    V: new ort.Tensor('float32', v, [s.B, s.Hkv, s.Skv, s.D]),
+    Q: new ort.Tensor(s.dtype, q, [s.B, s.Hq, s.Sq, s.D]),
+    K: new ort.Tensor(s.dtype, k, [s.B, s.Hkv, s.Skv, s.D]),
+    V: new ort.Tensor(s.dtype, v, [s.B, s.Hkv, s.Skv, s.D]),
   };
   candidates.push({ name: 'Attention (opset 23)', session: attn, run: () => attn.run(feeds) });
   // MultiHeadAttention has no GQA, and its causal mode is upper-left only like ours here.
-  if (s.Hq === s.Hkv) {
+  if (s.Hq === s.Hkv && s.dtype === 'float32') {
     const mha = await ortSession(multiHeadAttentionModel({ heads: s.Hq, causal: s.causal }));
     const bse = (x, S) => {
       const y = new Float32Array(x.length);
@@ -112,7 +125,11 @@ async function ortPeer(s, q, k, v) {
   // Pick by a short timing of each.
   let best = null;
   for (const c of candidates) {
-    await c.run();
+    try {
+      await c.run();
+    } catch {
+      continue; // the op exists but has no kernel for this dtype
+    }
     const t0 = performance.now();
     let n = 0;
     while (performance.now() - t0 < 200 || n < 3) {
@@ -123,7 +140,7 @@ async function ortPeer(s, q, k, v) {
     if (!best || c.ms < best.ms) best = c;
   }
   for (const c of candidates) if (c !== best) await c.session.release();
-  return best;
+  return best;  // null when no op could run
 }
 
 function measure(name, fn, { deferred = false, minSamples = 5, time = maxTime } = {}) {
@@ -154,10 +171,12 @@ for (const s of shapes) {
   const q = random(s.B * s.Hq * s.Sq * s.D, 1);
   const k = random(s.B * s.Hkv * s.Skv * s.D, 2);
   const v = random(s.B * s.Hkv * s.Skv * s.D, 3);
-  const t = (data, H, S) => ({ data, shape: [s.B, H, S, s.D] });
+  const bits = (x) => (s.dtype === 'float32' ? x : Uint16Array.from(x, fromFloat[s.dtype]));
+  const t = (data, H, S) => ({ data: bits(data), shape: [s.B, H, S, s.D], dtype: s.dtype });
   const [qt, kt, vt] = [t(q, s.Hq, s.Sq), t(k, s.Hkv, s.Skv), t(v, s.Hkv, s.Skv)];
   const options = { causal: s.causal, threads };
-  const out = { data: new Float32Array(s.B * s.Hq * s.Sq * s.D), shape: [s.B, s.Hq, s.Sq, s.D] };
+  const outSize = s.B * s.Hq * s.Sq * s.D;
+  const out = { data: s.dtype === 'float32' ? new Float32Array(outSize) : new Uint16Array(outSize), shape: [s.B, s.Hq, s.Sq, s.D], dtype: s.dtype };
   const f = flops(s);
   const row = { shape: s.label, flops: f, peers: {} };
 
@@ -172,24 +191,26 @@ for (const s of shapes) {
       time: f > 5e8 ? 0.1 : maxTime,
     });
   }
-  const peer = await ortPeer(s, q, k, v);
-  row.ortOp = peer.name;
-  row.peers.onnxruntime = await measure('onnxruntime', peer.run, { deferred: true });
-  await peer.session.release(); // its spinning threads must not linger into the next shape
+  const peer = await ortPeer(s, qt.data, kt.data, vt.data);
+  if (peer) {
+    row.ortOp = peer.name;
+    row.peers.onnxruntime = await measure('onnxruntime', peer.run, { deferred: true });
+    await peer.session.release(); // its spinning threads must not linger into the next shape
+  }
 
   for (const p of Object.values(row.peers)) p.gflops = f / (p.ms * 1e6);
   row.peakFraction = row.peers.qkv.gflops / peak;
   if (s.decode) {
-    const bytes = 4 * s.B * s.Hkv * s.Skv * 2 * s.D; // K and V read once
+    const bytes = (s.dtype === 'float32' ? 4 : 2) * s.B * s.Hkv * s.Skv * 2 * s.D; // K and V read once
     row.bandwidthFraction = bytes / (row.peers.qkv.ms * 1e6) / bandwidth;
   }
   row.vsJs = row.peers.js ? row.peers.js.ms / row.peers.qkv.ms : null;
-  row.vsOrt = row.peers.onnxruntime.ms / row.peers.qkv.ms;
+  row.vsOrt = row.peers.onnxruntime ? row.peers.onnxruntime.ms / row.peers.qkv.ms : null;
   rows.push(row);
   const fmt = (p) => (p ? `${p.ms.toFixed(3)} ms (${p.gflops.toFixed(1)} GF/s)` : '—');
   console.log(
     `${s.label.padEnd(28)} qkv ${fmt(row.peers.qkv)} | js ${fmt(row.peers.js)} | ort ${fmt(row.peers.onnxruntime)} ` +
-      `| ×js ${row.vsJs ? row.vsJs.toFixed(0) : '—'} ×ort ${row.vsOrt.toFixed(2)} | ${(100 * row.peakFraction).toFixed(0)}% peak` +
+      `| ×js ${row.vsJs ? row.vsJs.toFixed(0) : '—'} ×ort ${row.vsOrt ? row.vsOrt.toFixed(2) : '—'} | ${(100 * row.peakFraction).toFixed(0)}% peak` +
       (row.bandwidthFraction ? ` ${(100 * row.bandwidthFraction).toFixed(0)}% bw` : ''),
   );
 }
@@ -211,7 +232,7 @@ writeFileSync(join(here, 'results', partial ? 'partial.json' : 'latest.json'), J
 
 const cell = (p) => (p ? `${p.ms < 1 ? p.ms.toFixed(3) : p.ms.toFixed(1)} ms · ${p.gflops.toFixed(1)}` : '—');
 const table = [
-  `fp32, ${threads} threads, ${result.isa}; median of the \`benchmark\` package's samples; GFLOP/s = 4·B·H·Sq·Skv·D ` +
+  `float32 unless the row says otherwise; ${threads} threads, ${result.isa}; median of the \`benchmark\` package's samples; GFLOP/s = 4·B·H·Sq·Skv·D ` +
     `(visible pairs only when causal). Machine: FMA peak ${peak} GFLOP/s, triad ${bandwidth} GB/s. ` +
     `onnxruntime-node ${result.onnxruntime}, the faster of its Attention / MultiHeadAttention ops. ${result.date.slice(0, 10)}.`,
   '',
@@ -220,7 +241,7 @@ const table = [
   ...rows.map(
     (r) =>
       `| ${r.shape} | ${cell(r.peers.qkv)} | ${cell(r.peers.js)} | ${cell(r.peers.onnxruntime)} | ` +
-      `${r.vsJs ? r.vsJs.toFixed(0) : '—'} | ${r.vsOrt.toFixed(2)} | ${(100 * r.peakFraction).toFixed(0)}%` +
+      `${r.vsJs ? r.vsJs.toFixed(0) : '—'} | ${r.vsOrt ? r.vsOrt.toFixed(2) : '—'} | ${(100 * r.peakFraction).toFixed(0)}%` +
       `${r.bandwidthFraction ? ` (${(100 * r.bandwidthFraction).toFixed(0)}% of triad bandwidth)` : ''} |`,
   ),
 ].join('\n');
