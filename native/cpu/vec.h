@@ -28,6 +28,13 @@ struct Vec {
   __m512 v;
 
   static Vec load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static Vec load_f16(const std::uint16_t* p) {
+    return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+  }
+  static Vec load_bf16(const std::uint16_t* p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(wide, 16))};
+  }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   static Vec set1(float x) { return {_mm512_set1_ps(x)}; }
   static Vec zero() { return {_mm512_setzero_ps()}; }
@@ -101,6 +108,13 @@ struct Vec {
   __m256 v;
 
   static Vec load(const float* p) { return {_mm256_loadu_ps(p)}; }
+  static Vec load_f16(const std::uint16_t* p) {
+    return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
+  }
+  static Vec load_bf16(const std::uint16_t* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(wide, 16))};
+  }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   static Vec set1(float x) { return {_mm256_set1_ps(x)}; }
   static Vec zero() { return {_mm256_setzero_ps()}; }
@@ -178,6 +192,8 @@ struct Vec {
   float v;
 
   static Vec load(const float* p) { return {*p}; }
+  static Vec load_f16(const std::uint16_t* p) { return {f16_to_float(*p)}; }
+  static Vec load_bf16(const std::uint16_t* p) { return {bf16_to_float(*p)}; }
   void store(float* p) const { *p = v; }
   static Vec set1(float x) { return {x}; }
   static Vec zero() { return {0.0f}; }
