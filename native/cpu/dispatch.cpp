@@ -10,7 +10,6 @@
 #include <new>
 #include <string>
 
-#include "../core/half.h"
 #include "plan.h"
 #include "qkv/attention.h"
 #include "thread_pool.h"
@@ -129,7 +128,7 @@ Status run_with(const AttentionArgs& args, const KernelTable& kernels) {
     float* workspace = memory + partial_floats;
     pool.run(plan.decode_tasks(), threads,
              [&](std::int64_t task, int slot) { kernels.decode(plan, task, workspace + slot * per_slot); });
-    pool.run(plan.B * plan.Hkv, threads, [&](std::int64_t head, int) { decode_merge(plan, head); });
+    pool.run(plan.B * plan.Hkv, threads, [&](std::int64_t head, int) { kernels.merge(plan, head); });
     arena.trim();
     return status;
   }
@@ -170,47 +169,6 @@ Plan make_plan(const AttentionArgs& a) {
   p.decode_chunks = (p.Skv + kDecodeChunk - 1) / kDecodeChunk;
   p.v_direct = a.v.dtype == DType::float32 && a.v.strides[3] == 1 && p.Dv == p.dv_pad;
   return p;
-}
-
-void decode_merge(const Plan& p, std::int64_t head) {
-  const AttentionArgs& a = *p.args;
-  const std::int64_t b = head / p.Hkv, hk = head % p.Hkv;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  float* first = p.partials + head * p.decode_chunks * p.partial_floats();
-  const std::int64_t m_at = p.decode_rows * p.dv_pad, l_at = m_at + p.decode_rows;
-  for (std::int64_t r = 0; r < p.decode_rows; ++r) {
-    const std::int64_t h = hk * p.group + r / p.Sq, i = r % p.Sq;
-    float m = neg_inf;
-    for (std::int64_t c = 0; c < p.decode_chunks; ++c) m = std::max(m, first[c * p.partial_floats() + m_at + r]);
-    // Chunk 0's partial row (scratch) accumulates the merged row, chunks in a fixed order.
-    float* acc = first + r * p.dv_pad;
-    float l = 0.0f;
-    for (std::int64_t c = 0; c < p.decode_chunks && m != neg_inf; ++c) {
-      const float* part = first + c * p.partial_floats();
-      const float mc = part[m_at + r];
-      const float w = mc == neg_inf ? 0.0f : std::exp(mc - m);
-      l += w * part[l_at + r];
-      const float* o = part + r * p.dv_pad;
-      for (std::int64_t d = 0; d < p.Dv; ++d) acc[d] = c == 0 ? w * o[d] : acc[d] + w * o[d];
-    }
-    // Fully masked rows: zeros and lse = -inf, by contract.
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    const std::int64_t* os = a.out.strides;
-    const std::int64_t base = b * os[0] + h * os[1] + i * os[2];
-    for (std::int64_t d = 0; d < p.Dv; ++d) {
-      const float x = l > 0.0f ? acc[d] * inv : 0.0f;
-      const std::int64_t at = base + d * os[3];
-      switch (a.out.dtype) {
-        case DType::float32: static_cast<float*>(a.out.data)[at] = x; break;
-        case DType::float16: static_cast<std::uint16_t*>(a.out.data)[at] = float_to_f16(x); break;
-        case DType::bfloat16: static_cast<std::uint16_t*>(a.out.data)[at] = float_to_bf16(x); break;
-      }
-    }
-    if (a.lse.data) {
-      static_cast<float*>(a.lse.data)[b * a.lse.strides[0] + h * a.lse.strides[1] + i * a.lse.strides[2]] =
-          l > 0.0f ? m + std::log(l) : neg_inf;
-    }
-  }
 }
 
 }  // namespace cpu

@@ -67,10 +67,8 @@ struct KernelTable {
   void (*pack)(const Plan& plan, std::int64_t task);
   void (*query)(const Plan& plan, std::int64_t task, float* workspace);
   void (*decode)(const Plan& plan, std::int64_t task, float* workspace);
+  void (*merge)(const Plan& plan, std::int64_t head);  // decode partials → output rows
 };
-
-// Combines the decode partials of kv head (b, hk) into the output rows.
-void decode_merge(const Plan& plan, std::int64_t head);
 
 }  // namespace cpu
 }  // namespace qkv
