@@ -63,6 +63,7 @@ export function referenceAttention(call: AttentionCall): void {
         const [lo, hi] = visibleRange(call, b, i);
         const qBase = b * q.strides[0] + h * q.strides[1] + i * q.strides[2];
         let max = -Infinity;
+        let nan = false;
         for (let j = lo; j < hi; j++) {
           const kBase = b * k.strides[0] + hk * k.strides[1] + j * k.strides[2];
           let dot = 0;
@@ -78,9 +79,11 @@ export function referenceAttention(call: AttentionCall): void {
           }
           scores[j] = s;
           if (s > max) max = s;
+          else if (s !== s) nan = true;
         }
         acc.fill(0);
-        let sum = 0;
+        // A NaN reaching the row makes it NaN (even when every visible score is NaN).
+        let sum = nan ? NaN : 0;
         if (max !== -Infinity) {
           for (let j = lo; j < hi; j++) {
             const p = Math.exp(scores[j] - max);
@@ -92,10 +95,12 @@ export function referenceAttention(call: AttentionCall): void {
         }
         // Fully masked rows: zeros and lse = -Infinity.
         const oBase = b * out.strides[0] + h * out.strides[1] + i * out.strides[2];
-        for (let d = 0; d < Dv; d++) od[oBase + d * out.strides[3]] = sum > 0 ? acc[d] / sum : 0;
+        const masked = sum === 0;
+        for (let d = 0; d < Dv; d++) od[oBase + d * out.strides[3]] = masked ? 0 : acc[d] / sum;
         if (lse) {
-          (lse.data as Float32Array)[b * lse.strides[0] + h * lse.strides[1] + i * lse.strides[2]] =
-            sum > 0 ? max + Math.log(sum) : -Infinity;
+          (lse.data as Float32Array)[b * lse.strides[0] + h * lse.strides[1] + i * lse.strides[2]] = masked
+            ? -Infinity
+            : max + Math.log(sum);
         }
       }
     }
