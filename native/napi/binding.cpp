@@ -3,7 +3,9 @@
 // allocation failures inside the core are caught here.
 #include <napi.h>
 
+#include <cstring>
 #include <exception>
+#include <memory>
 #include <new>
 #include <utility>
 #include <vector>
@@ -25,6 +27,7 @@ Status run_guarded(const AttentionArgs& args) {
   }
 }
 
+// Synchronous: JS cannot detach anything while this runs, so the arrays are used in place.
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   DecodedCall call;
@@ -34,13 +37,26 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Holds references to every typed array the arguments point into until the work ends.
+// Runs one call on a libuv worker thread. JS may detach (transfer) or shrink an ordinary
+// ArrayBuffer while the call runs, and its memory may then be freed; so memory from ordinary
+// ArrayBuffers is copied into memory this worker owns before the call returns to JS, and
+// outputs are copied back when it settles. SharedArrayBuffer memory can never be detached or
+// shrunk, so it is used in place: zero-copy asynchronous calls take SharedArrayBuffers.
 class AttentionWorker : public Napi::AsyncWorker {
  public:
+  // May throw std::bad_alloc (the caller rejects the promise then).
   AttentionWorker(Napi::Env env, DecodedCall&& call)
       : Napi::AsyncWorker(env, "qkv.attentionAsync"), deferred_(Napi::Promise::Deferred::New(env)),
         args_(call.args) {
-    for (const Napi::Value& value : call.arrays) refs_.push_back(Napi::Persistent(value));
+    for (const Source& src : call.sources) {
+      refs_.push_back(Napi::Persistent(src.array));
+      if (src.shared || src.data == nullptr || src.bytes == 0 || already_copied(src.data)) continue;
+      std::unique_ptr<char[]> copy(new char[static_cast<std::size_t>(src.bytes)]);
+      std::memcpy(copy.get(), src.data, static_cast<std::size_t>(src.bytes));
+      repoint(src.data, copy.get());
+      if (src.output) outputs_.push_back({refs_.size() - 1, copy.get(), src.data, src.bytes});
+      copies_.push_back({src.data, std::move(copy)});
+    }
   }
 
   Napi::Promise promise() const { return deferred_.Promise(); }
@@ -49,20 +65,73 @@ class AttentionWorker : public Napi::AsyncWorker {
   void Execute() override { status_ = run_guarded(args_); }
 
   void OnOK() override {
-    if (status_.ok()) deferred_.Resolve(Env().Undefined());
-    else deferred_.Reject(status_error(Env(), status_).Value());
-    refs_.clear();
+    Napi::Env env = Env();
+    if (!status_.ok()) {
+      settle(status_error(env, status_).Value(), false);
+      return;
+    }
+    for (const Output& o : outputs_) {
+      void* data = nullptr;
+      std::size_t count = 0;
+      napi_typedarray_type type;
+      napi_value buffer;
+      std::size_t offset;
+      napi_get_typedarray_info(env, refs_[o.ref].Value(), &type, &count, &data, &buffer, &offset);
+      const std::int64_t element = type == napi_float32_array ? 4 : 2;
+      if (data != o.original || static_cast<std::int64_t>(count) * element != o.bytes) {
+        settle(Napi::TypeError::New(env, "qkv: an output buffer was detached or resized while attentionAsync ran; "
+                                         "the result was discarded").Value(), false);
+        return;
+      }
+    }
+    for (const Output& o : outputs_) std::memcpy(o.original, o.copy, static_cast<std::size_t>(o.bytes));
+    settle(env.Undefined(), true);
   }
 
-  void OnError(const Napi::Error& error) override {
-    deferred_.Reject(error.Value());
-    refs_.clear();
-  }
+  void OnError(const Napi::Error& error) override { settle(error.Value(), false); }
 
  private:
+  struct Output {
+    std::size_t ref;
+    const char* copy;
+    void* original;
+    std::int64_t bytes;
+  };
+  struct Copy {
+    const void* original;
+    std::unique_ptr<char[]> memory;
+  };
+
+  bool already_copied(const void* data) const {
+    for (const Copy& c : copies_) {
+      if (c.original == data) return true;
+    }
+    return false;
+  }
+
+  // Every argument pointer into the original array now points into the copy (the fields
+  // point at their typed array's first element).
+  void repoint(const void* original, char* copy) {
+    void** fields[] = {&args_.q.data, &args_.k.data, &args_.v.data, &args_.out.data, &args_.lse.data};
+    for (void** f : fields) {
+      if (*f == original) *f = copy;
+    }
+    if (args_.mask.data == original) args_.mask.data = copy;
+    if (args_.key_lengths == original) args_.key_lengths = reinterpret_cast<const std::int32_t*>(copy);
+    if (args_.alibi_slopes == original) args_.alibi_slopes = reinterpret_cast<const float*>(copy);
+  }
+
+  void settle(Napi::Value value, bool ok) {
+    if (ok) deferred_.Resolve(value);
+    else deferred_.Reject(value);
+    refs_.clear();
+  }
+
   Napi::Promise::Deferred deferred_;
   AttentionArgs args_;
   std::vector<Napi::Reference<Napi::Value>> refs_;
+  std::vector<Copy> copies_;
+  std::vector<Output> outputs_;
   Status status_;
 };
 
@@ -72,15 +141,23 @@ Napi::Value AttentionAsync(const Napi::CallbackInfo& info) {
   Status status = decode_call(info, &call);
   // Check on the JS thread so that bad arguments reject without a thread hop.
   if (status.ok()) status = check(call.args);
-  if (!status.ok()) {
-    Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
-    deferred.Reject(status_error(env, status).Value());
-    return deferred.Promise();
+  if (status.ok()) {
+    AttentionWorker* worker = nullptr;
+    try {
+      worker = new AttentionWorker(env, std::move(call));  // deletes itself when done
+    } catch (const std::bad_alloc&) {
+      status = Status::range_error("out of memory for the copies an asynchronous call needs");
+    }
+    if (worker != nullptr) {
+      Napi::Promise promise = worker->promise();
+      worker->Queue();
+      return promise;
+    }
   }
-  auto* worker = new AttentionWorker(env, std::move(call));  // deletes itself when done
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
+  Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
+  deferred.Reject(status_error(env, status).Value());
+  return deferred.Promise();
 }
 
 Napi::Value Capabilities(const Napi::CallbackInfo& info) {

@@ -36,28 +36,38 @@ struct Header {
   }
 };
 
+// Reads a typed array's type, data pointer and length through napi_get_typedarray_info,
+// which works for views of ArrayBuffers and SharedArrayBuffers alike (a detached buffer
+// reports no data and length 0, so the bounds checks reject it).
 Status typed_array(const Napi::Value& value, const char* name, napi_typedarray_type type, const char* type_name,
-                   void** data, std::int64_t* length) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
+                   bool output, void** data, std::int64_t* length, DecodedCall* call) {
+  const napi_env env = value.Env();
+  bool is_typed_array = false;
+  napi_typedarray_type actual;
+  std::size_t count = 0, offset = 0;
+  void* pointer = nullptr;
+  napi_value buffer = nullptr;
+  if (napi_is_typedarray(env, value, &is_typed_array) != napi_ok || !is_typed_array ||
+      napi_get_typedarray_info(env, value, &actual, &count, &pointer, &buffer, &offset) != napi_ok || actual != type) {
     return Status::type_error(std::string(name) + " must be a " + type_name);
   }
-  Napi::TypedArray array = value.As<Napi::TypedArray>();
-  Napi::ArrayBuffer buffer = array.ArrayBuffer();
-  // A detached buffer reports no data; treat it as empty so the bounds check rejects it.
-  *data = buffer.Data() == nullptr ? nullptr : static_cast<char*>(buffer.Data()) + array.ByteOffset();
-  *length = *data == nullptr ? 0 : static_cast<std::int64_t>(array.ElementLength());
+  bool plain = false;  // napi_is_arraybuffer is false for a SharedArrayBuffer
+  if (napi_is_arraybuffer(env, buffer, &plain) != napi_ok) return Status::type_error(std::string(name) + ": unreadable buffer");
+  *data = count == 0 ? nullptr : pointer;
+  *length = *data == nullptr ? 0 : static_cast<std::int64_t>(count);
+  const std::int64_t element = type == napi_float32_array || type == napi_int32_array ? 4 : type == napi_uint16_array ? 2 : 1;
+  call->sources.push_back({value, *data, *length * element, !plain, output});
   return Status::success();
 }
 
 Status tensor(const Header& h, int at, const Napi::Value& data, const char* name, const char* shape_name,
-              const char* strides_name, DType dtype, TensorDesc* desc, DecodedCall* call) {
+              const char* strides_name, DType dtype, bool output, TensorDesc* desc, DecodedCall* call) {
   desc->dtype = dtype;
   const bool f32 = dtype == DType::float32;
   Status s = typed_array(data, name, f32 ? napi_float32_array : napi_uint16_array, f32 ? "Float32Array" : "Uint16Array",
-                         &desc->data, &desc->capacity);
+                         output, &desc->data, &desc->capacity, call);
   if (s.ok()) s = h.int4(at, shape_name, desc->shape);
   if (s.ok()) s = h.int4(at + 4, strides_name, desc->strides);
-  if (s.ok()) call->arrays.push_back(data);
   return s;
 }
 
@@ -82,12 +92,12 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
   Status s = h.integer(kDType, "header.dtype", -1, 0, 2, &dtype);
   if (!s.ok()) return s;
   const DType dt = static_cast<DType>(dtype);
-  s = tensor(h, kQShape, info[1], "q", "q.shape", "q.strides", dt, &a.q, call);
-  if (s.ok()) s = tensor(h, kKShape, info[2], "k", "k.shape", "k.strides", dt, &a.k, call);
-  if (s.ok()) s = tensor(h, kVShape, info[3], "v", "v.shape", "v.strides", dt, &a.v, call);
-  if (s.ok()) s = tensor(h, kOutShape, info[4], "out", "out.shape", "out.strides", dt, &a.out, call);
+  s = tensor(h, kQShape, info[1], "q", "q.shape", "q.strides", dt, false, &a.q, call);
+  if (s.ok()) s = tensor(h, kKShape, info[2], "k", "k.shape", "k.strides", dt, false, &a.k, call);
+  if (s.ok()) s = tensor(h, kVShape, info[3], "v", "v.shape", "v.strides", dt, false, &a.v, call);
+  if (s.ok()) s = tensor(h, kOutShape, info[4], "out", "out.shape", "out.strides", dt, true, &a.out, call);
   if (s.ok() && !info[5].IsNull() && !info[5].IsUndefined()) {
-    s = tensor(h, kLseShape, info[5], "lse", "lse.shape", "lse.strides", DType::float32, &a.lse, call);
+    s = tensor(h, kLseShape, info[5], "lse", "lse.shape", "lse.strides", DType::float32, true, &a.lse, call);
   }
   if (!s.ok()) return s;
 
@@ -117,29 +127,26 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
     void* ptr = nullptr;
     a.mask.kind = mask_kind == 1 ? MaskKind::boolean : MaskKind::additive;
     s = mask_kind == 1
-            ? typed_array(mask, "options.mask.data", napi_uint8_array, "Uint8Array", &ptr, &a.mask.capacity)
-            : typed_array(mask, "options.mask.data", napi_float32_array, "Float32Array", &ptr, &a.mask.capacity);
+            ? typed_array(mask, "options.mask.data", napi_uint8_array, "Uint8Array", false, &ptr, &a.mask.capacity, call)
+            : typed_array(mask, "options.mask.data", napi_float32_array, "Float32Array", false, &ptr, &a.mask.capacity, call);
     if (s.ok()) s = h.int4(kMaskStrides, "options.mask.strides", a.mask.strides);
     if (!s.ok()) return s;
     a.mask.data = ptr;
-    call->arrays.push_back(mask);
   }
 
   const Napi::Value lengths = info[7];
   if (!lengths.IsNull() && !lengths.IsUndefined()) {
     void* ptr = nullptr;
-    s = typed_array(lengths, "options.keyLengths", napi_int32_array, "Int32Array", &ptr, &a.key_lengths_count);
+    s = typed_array(lengths, "options.keyLengths", napi_int32_array, "Int32Array", false, &ptr, &a.key_lengths_count, call);
     if (!s.ok()) return s;
     a.key_lengths = static_cast<const std::int32_t*>(ptr);
-    call->arrays.push_back(lengths);
   }
   const Napi::Value slopes = info[8];
   if (!slopes.IsNull() && !slopes.IsUndefined()) {
     void* ptr = nullptr;
-    s = typed_array(slopes, "options.alibiSlopes", napi_float32_array, "Float32Array", &ptr, &a.alibi_count);
+    s = typed_array(slopes, "options.alibiSlopes", napi_float32_array, "Float32Array", false, &ptr, &a.alibi_count, call);
     if (!s.ok()) return s;
     a.alibi_slopes = static_cast<const float*>(ptr);
-    call->arrays.push_back(slopes);
   }
   return Status::success();
 }
@@ -151,7 +158,10 @@ Napi::Error status_error(Napi::Env env, const Status& status) {
   return Napi::Error::New(env, message);
 }
 
-void throw_status(Napi::Env env, const Status& status) { status_error(env, status).ThrowAsJavaScriptException(); }
+void throw_status(Napi::Env env, const Status& status) {
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
+  status_error(env, status).ThrowAsJavaScriptException();
+}
 
 }  // namespace napi
 }  // namespace qkv

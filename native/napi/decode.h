@@ -11,17 +11,27 @@
 namespace qkv {
 namespace napi {
 
+// One typed array a call reads or writes, and where AttentionArgs points into it.
+struct Source {
+  Napi::Value array;      // the typed array
+  void* data;             // its first element (nullptr when detached or empty)
+  std::int64_t bytes;     // its byte length
+  bool shared;            // backed by a SharedArrayBuffer: can never be detached or shrunk
+  bool output;            // written by the call (out, lse)
+};
+
 // What the binding must keep alive while an asynchronous call runs.
 struct DecodedCall {
   AttentionArgs args;
-  std::vector<Napi::Value> arrays;  // the typed arrays args points into
+  std::vector<Source> sources;
 };
 
 // Decodes (header, q, k, v, out, lse, mask, keyLengths, alibiSlopes) (header.h) into `call`. On failure returns a status naming the
 // argument; nothing has been thrown.
 Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call);
 
-// Throws `status` as a JS TypeError or RangeError.
+// Throws `status` as a JS TypeError or RangeError (replacing any exception already pending,
+// since throwing over one aborts the process).
 void throw_status(Napi::Env env, const Status& status);
 Napi::Error status_error(Napi::Env env, const Status& status);
 
