@@ -92,7 +92,8 @@ describe.runIf(native)('many calls', () => {
     for (const c of calls) expect((await c.pending).data).toEqual(c.expected);
   });
 
-  it('repeated calls do not grow memory', async () => {
+  // Sanitizer runs (QKV_SANITIZED) are too slow for this, and ASan's quarantine grows RSS by design.
+  it.skipIf(process.env.QKV_SANITIZED)('repeated calls do not grow memory', async () => {
     const [q, k, v] = [data(1), data(2), data(3)];
     const run = async (count: number) => {
       for (let i = 0; i < count; i++) {
