@@ -24,6 +24,8 @@ const bad: Call[] = [
   ['NaN dim', { data: new Float32Array(24), shape: [1, 2, NaN, 4] }, k, v, {}, RangeError, /q\.shape\[2\]/],
   ['data too short', { data: new Float32Array(23), shape: [1, 2, 3, 4] }, k, v, {}, RangeError, /q: shape \[1, 2, 3, 4\].*reaches element 23 but the data holds 23/],
   ['strides out of bounds', { data: new Float32Array(24), shape: [1, 2, 3, 4], strides: [24, 12, 4, 2] }, k, v, {}, RangeError, /q: shape .* strides \[24, 12, 4, 2\]/],
+  ['shape product overflows 64 bits', { data: new Float32Array(16), shape: [65536, 65536, 65536, 65536] }, k, v, {}, RangeError, /q: shape \[65536, 65536, 65536, 65536\]/],
+  ['sizes past 2^32 elements', { data: new Float32Array(16), shape: [1, 1, 2 ** 20, 2 ** 13] }, k, v, {}, RangeError, /q: shape \[1, 1, 1048576, 8192\].*reaches element/],
   ['strides rank', { data: new Float32Array(24), shape: [1, 2, 3, 4], strides: [1, 1] }, k, v, {}, RangeError, /differ in rank/],
   ['head dim mismatch', q, f32([1, 2, 5, 8]), f32([1, 2, 5, 8]), {}, RangeError, /q and k head dims differ \(4 vs 8\)/],
   ['batch mismatch', q, f32([2, 2, 5, 4]), f32([2, 2, 5, 4]), {}, RangeError, /batch sizes differ/],
