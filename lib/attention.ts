@@ -7,6 +7,9 @@ import { normalizeMask, type MaskOptions } from './masks';
 import {
   allocate,
   checkTensor,
+  float16ArrayClass,
+  float16Bits,
+  isFloat16Array,
   contiguousStrides,
   formatShape,
   type DType,
@@ -65,9 +68,11 @@ function input(t: unknown, name: string, layout: Layout): View4 {
 function toLogical(t: Tensor, layout: Layout): View4 {
   const s = t.shape;
   const st = t.strides!;
+  // Backends read float16 as bits: a Float16Array is viewed as Uint16Array (same memory).
+  const data = isFloat16Array(t.data) ? float16Bits(t.data) : t.data;
   return layout === 'bhsd'
-    ? { data: t.data, dtype: t.dtype, shape: [s[0], s[1], s[2], s[3]], strides: [st[0], st[1], st[2], st[3]] }
-    : { data: t.data, dtype: t.dtype, shape: [s[0], s[2], s[1], s[3]], strides: [st[0], st[2], st[1], st[3]] };
+    ? { data, dtype: t.dtype, shape: [s[0], s[1], s[2], s[3]], strides: [st[0], st[1], st[2], st[3]] }
+    : { data, dtype: t.dtype, shape: [s[0], s[2], s[1], s[3]], strides: [st[0], st[2], st[1], st[3]] };
 }
 
 function fromLogical(shape: readonly number[], layout: Layout): number[] {
@@ -141,7 +146,10 @@ function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): { cal
     }
   } else {
     const size = outShape.reduce((a, b) => a * b, 1);
-    output = { data: allocate(qv.dtype, size), shape: outShape, dtype: qv.dtype, strides: contiguousStrides(outShape) };
+    // The output comes back in the kind of array q came in (Float16Array in, Float16Array out).
+    const F16 = isFloat16Array((q as TensorLike).data) ? float16ArrayClass() : undefined;
+    const data = F16 ? (new (F16 as unknown as new (n: number) => TensorData)(size)) : allocate(qv.dtype, size);
+    output = { data, shape: outShape, dtype: qv.dtype, strides: contiguousStrides(outShape) };
   }
   const out = toLogical(output, layout);
   checkNoOverlap(out, { q: qv, k: kv, v: vv });

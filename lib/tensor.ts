@@ -2,7 +2,10 @@
 // in elements; a view (split heads, a slice of a packed projection) is new strides over the
 // same data, never a copy.
 
-/** Element types of q, k, v and out. float16/bfloat16 data are raw bits in a Uint16Array. */
+/**
+ * Element types of q, k, v and out. float16/bfloat16 data are raw bits in a Uint16Array;
+ * float16 may also come as a Float16Array where the runtime has one.
+ */
 export type DType = 'float32' | 'float16' | 'bfloat16';
 /** Element types a mask may have: 'bool' (Uint8Array, nonzero = attend) or additive 'float32'. */
 export type MaskDType = 'bool' | 'float32';
@@ -47,8 +50,25 @@ export function formatShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
 
+/** The runtime's Float16Array, where it has one (Node 20 does not). Looked up per call. */
+export function float16ArrayClass(): (new (...args: never[]) => ArrayBufferView) | undefined {
+  return (globalThis as { Float16Array?: new (...args: never[]) => ArrayBufferView }).Float16Array;
+}
+
+/** True for a Float16Array (whose elements are read as numbers, not bits). */
+export function isFloat16Array(data: unknown): data is ArrayBufferView & { length: number } {
+  const F16 = float16ArrayClass();
+  return F16 !== undefined && data instanceof F16;
+}
+
+/** The raw float16 bits of a Float16Array, as the backends read them (no copy). */
+export function float16Bits(data: ArrayBufferView & { length: number }): Uint16Array {
+  return new Uint16Array(data.buffer, data.byteOffset, data.length);
+}
+
 function inferDType(data: unknown, name: string): DType | MaskDType {
   if (data instanceof Float32Array) return 'float32';
+  if (isFloat16Array(data)) return 'float16';
   if (data instanceof Uint8Array) return 'bool';
   if (data instanceof Uint16Array) {
     throw new TypeError(`qkv: ${name}: a Uint16Array holds float16 or bfloat16 bits; say which with dtype`);
@@ -99,7 +119,7 @@ export function checkTensor(t: unknown, name: string): Tensor {
   const dtype = like.dtype ?? inferDType(like.data, name);
   const kind = arrayTypeOf[dtype];
   if (!kind) throw new TypeError(`qkv: ${name}.dtype must be one of ${Object.keys(arrayTypeOf).join(', ')}, got ${String(dtype)}`);
-  if (!(like.data instanceof kind.ctor)) {
+  if (!(like.data instanceof kind.ctor) && !(dtype === 'float16' && isFloat16Array(like.data))) {
     throw new TypeError(`qkv: ${name}: dtype ${dtype} needs its data in a ${kind.label}, got ${describe(like.data)}`);
   }
   const shape = checkDims(like.shape, name, 'shape');
@@ -172,13 +192,17 @@ export function mergeHeads<D extends TensorData>(x: TensorLike<D>): Tensor<D> {
     // Heads are adjacent D-blocks within each (b, s): [B, S, H·D] is a view.
     return { data: t.data as D, dtype: t.dtype, shape: [B, S, H * D], strides: [sb, ss, 1] };
   }
-  const out = allocate(t.dtype, B * S * H * D) as D;
+  // A Float16Array is copied as bits and comes back as a Float16Array.
+  const F16 = isFloat16Array(t.data) ? float16ArrayClass() : undefined;
+  const out = (F16 ? new (F16 as unknown as new (n: number) => D)(B * S * H * D) : allocate(t.dtype, B * S * H * D)) as D;
+  const src = isFloat16Array(t.data) ? float16Bits(t.data) : t.data;
+  const dst = isFloat16Array(out) ? float16Bits(out) : out;
   let o = 0;
   for (let b = 0; b < B; b++)
     for (let s = 0; s < S; s++)
       for (let h = 0; h < H; h++) {
         const base = b * sb + h * sh + s * ss;
-        for (let d = 0; d < D; d++) out[o++] = t.data[base + d * sd];
+        for (let d = 0; d < D; d++) dst[o++] = src[base + d * sd];
       }
   return { data: out, dtype: t.dtype, shape: [B, S, H * D], strides: [S * H * D, H * D, 1] };
 }
