@@ -18,6 +18,12 @@
       "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c", "-Wno-maybe-uninitialized"]
     },
     {
+      "target_name": "qkv_kernel_avx512bf16",
+      "type": "static_library",
+      "sources": ["native/cpu/kernel_avx512bf16.cpp"],
+      "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c", "-Wno-maybe-uninitialized"]
+    },
+    {
       "target_name": "qkv_kernel_avx2",
       "type": "static_library",
       "sources": ["native/cpu/kernel_avx2.cpp"],
@@ -25,7 +31,7 @@
     },
     {
       "target_name": "qkv",
-      "dependencies": ["qkv_kernel_avx512", "qkv_kernel_avx2"],
+      "dependencies": ["qkv_kernel_avx512bf16", "qkv_kernel_avx512", "qkv_kernel_avx2"],
       "sources": [
         "native/core/check.cpp",
         "native/cpu/dispatch.cpp",

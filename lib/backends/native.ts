@@ -6,7 +6,7 @@ import type { View4 } from '../tensor';
 import type { AttentionCall, Backend } from './types';
 
 export interface NativeCapabilities {
-  /** The ISA whose kernels run: 'avx512', 'avx2' or 'scalar' (QKV_ISA can force a lower one). */
+  /** The ISA whose kernels run: 'avx512bf16', 'avx512', 'avx2' or 'scalar' (QKV_ISA can force a lower one). */
   isa: string;
   /** Every ISA this CPU can run, best first. */
   isas: string[];

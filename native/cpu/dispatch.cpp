@@ -17,6 +17,7 @@
 namespace qkv {
 namespace cpu {
 
+KernelTable kernels_avx512bf16();
 KernelTable kernels_avx512();
 KernelTable kernels_avx2();
 KernelTable kernels_scalar();
@@ -28,11 +29,14 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
+bool cpu_has_avx512bf16() { return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16"); }
+
 bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
 // Supported kernels, best first.
 int supported(KernelTable* out) {
   int n = 0;
+  if (cpu_has_avx512bf16()) out[n++] = kernels_avx512bf16();
   if (cpu_has_avx512()) out[n++] = kernels_avx512();
   if (cpu_has_avx2()) out[n++] = kernels_avx2();
   out[n++] = kernels_scalar();
@@ -40,7 +44,7 @@ int supported(KernelTable* out) {
 }
 
 const KernelTable* find(const char* isa) {
-  static KernelTable tables[3];
+  static KernelTable tables[4];
   static const int count = supported(tables);
   for (int i = 0; i < count; ++i) {
     if (std::strcmp(tables[i].isa, isa) == 0) return &tables[i];
@@ -50,7 +54,7 @@ const KernelTable* find(const char* isa) {
 
 const KernelTable& chosen() {
   static const KernelTable table = [] {
-    KernelTable tables[3];
+    KernelTable tables[4];
     const int count = supported(tables);
     const char* forced = std::getenv("QKV_ISA");
     if (forced != nullptr) {
@@ -184,7 +188,7 @@ Status attention_cpu_with_isa(const AttentionArgs& args, const char* isa) {
 CpuInfo cpu_info() { return {cpu::chosen().isa, cpu::ThreadPool::instance().default_threads()}; }
 
 int cpu_supported_isas(const char** names, int capacity) {
-  cpu::KernelTable tables[3];
+  cpu::KernelTable tables[4];
   const int count = cpu::supported(tables);
   for (int i = 0; i < count && i < capacity; ++i) names[i] = tables[i].isa;
   return count;

@@ -166,8 +166,8 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   const CpuInfo cpu = cpu_info();
   caps.Set("isa", cpu.isa);
   caps.Set("threads", cpu.threads);
-  const char* isas[4];
-  const int isa_count = cpu_supported_isas(isas, 4);
+  const char* isas[8];
+  const int isa_count = cpu_supported_isas(isas, 8);
   Napi::Array supported = Napi::Array::New(env, static_cast<std::size_t>(isa_count));
   for (int i = 0; i < isa_count; ++i) supported.Set(static_cast<std::uint32_t>(i), isas[i]);
   caps.Set("isas", supported);

@@ -152,8 +152,8 @@ void check_rejections() {
 
 int main() {
   std::mt19937 gen(1234);
-  const char* isas[4];
-  const int isa_count = qkv::cpu_supported_isas(isas, 4);
+  const char* isas[8];
+  const int isa_count = qkv::cpu_supported_isas(isas, 8);
   const std::int64_t sizes[][2] = {{1, 1}, {1, 257}, {7, 7}, {7, 65}, {63, 63}, {65, 7}, {65, 129}, {257, 257}};
   int count = 0;
   for (const auto& s : sizes) {

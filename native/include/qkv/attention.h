@@ -87,7 +87,7 @@ Status check(const AttentionArgs& args);
 // lse = -inf. Never allocates memory proportional to Sq * Skv.
 Status attention_cpu(const AttentionArgs& args);
 
-// The CPU backend in use: the ISA its kernels were chosen for ("avx512", "avx2", "scalar";
+// The CPU backend in use: the ISA its kernels were chosen for ("avx512bf16", "avx512", "avx2", "scalar";
 // QKV_ISA can force a lower one) and the default thread count.
 struct CpuInfo {
   const char* isa;
@@ -95,7 +95,7 @@ struct CpuInfo {
 };
 CpuInfo cpu_info();
 
-// Every ISA kernel this CPU can run, best first ("avx512", "avx2", "scalar").
+// Every ISA kernel this CPU can run, best first ("avx512bf16", "avx512", "avx2", "scalar").
 int cpu_supported_isas(const char** names, int capacity);
 // Runs with the named ISA's kernels regardless of QKV_ISA (for tests). Unknown or
 // unsupported names give a range error.
