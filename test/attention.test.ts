@@ -151,6 +151,7 @@ function cases(): Case[] {
   list.push({ name: 'D 1', Sq: 5, Skv: 9, D: 1 });
   list.push({ name: 'D 64 Dv 7', Sq: 33, Skv: 70, D: 64, Dv: 7 });
   list.push({ name: 'D 7 Dv 65', Sq: 9, Skv: 66, D: 7, Dv: 65 });
+  list.push({ name: 'decode D 64 Dv 7', Sq: 1, Skv: 300, D: 64, Dv: 7 });
   list.push({ name: 'D 128', Sq: 20, Skv: 80, D: 128, Hq: 1 });
   list.push({ name: 'GQA 4/2', Sq: 17, Skv: 40, Hq: 4, Hkv: 2 });
   list.push({ name: 'MQA 3/1', Sq: 17, Skv: 40, Hq: 3, Hkv: 1, options: { causal: true }, oracle: { causal: true } });

@@ -52,7 +52,7 @@ struct Plan {
   // Workspace floats one thread needs for query tasks: q, s, o tiles and m, l rows.
   std::int64_t workspace_floats() const {
     const std::int64_t prefill_floats = kQueryBlock * (D + kKeyBlock + dv_pad + 2);
-    const std::int64_t decode_floats = kDecodeRows * (D + kDecodeChunk) + D + dv_pad;
+    const std::int64_t decode_floats = kDecodeRows * (D + kDecodeChunk) + 2 * D + dv_pad;
     return prefill_floats > decode_floats ? prefill_floats : decode_floats;
   }
   std::int64_t decode_tasks() const { return B * Hkv * decode_chunks; }
