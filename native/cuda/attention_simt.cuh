@@ -1,0 +1,123 @@
+// fp32 SIMT flash-attention forward kernel, the same source for nvcc and for the CPU shim
+// (native/cuda/shim). One warp per query row: each lane holds D/32 elements of q and Dv/32
+// of the output; dot products reduce across the warp with shuffles; K and V tiles of
+// kSimtKeys keys are staged in shared memory by the whole block. Masks follow mask_rules.h
+// (the CPU kernels' rules), so fully masked rows give zeros and lse = -inf, and NaN reaching
+// a row makes it NaN, exactly as on the CPU.
+#pragma once
+
+#include "../core/mask_rules.h"
+#include "qkv/attention.h"
+
+namespace qkv {
+namespace cuda {
+
+constexpr int kSimtWarps = 4;      // query rows per block
+constexpr int kSimtKeys = 32;      // keys per shared-memory tile
+constexpr int kSimtMaxDim = 128;   // D and Dv limit of this kernel (4 elements per lane)
+constexpr int kLaneElems = kSimtMaxDim / 32;
+
+__device__ __forceinline__ float warp_sum(float x) {
+  for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
+// grid: (ceil(Sq / kSimtWarps), Hq, B); block: 32 × kSimtWarps threads.
+__global__ void __launch_bounds__(32 * kSimtWarps) attention_simt_f32(AttentionArgs a, MaskRules rules) {
+  __shared__ float k_tile[kSimtKeys][kSimtMaxDim];
+  __shared__ float v_tile[kSimtKeys][kSimtMaxDim];
+
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const int warp = static_cast<int>(threadIdx.x / 32);
+  const long long b = blockIdx.z, h = blockIdx.y;
+  const long long Sq = a.q.shape[2], D = a.q.shape[3], Dv = a.v.shape[3];
+  const long long hk = h / (a.q.shape[1] / a.k.shape[1]);
+  const long long row = static_cast<long long>(blockIdx.x) * kSimtWarps + warp;
+  const bool active = row < Sq;
+  const float neg_inf = -INFINITY;
+
+  const float* q = static_cast<const float*>(a.q.data);
+  const float* k = static_cast<const float*>(a.k.data);
+  const float* v = static_cast<const float*>(a.v.data);
+  const long long key_limit = a.key_lengths ? a.key_lengths[b] : rules.kv_len;
+
+  // The block's key range: the union of its rows' intervals (the same for every thread).
+  long long lo_all = rules.kv_len, hi_all = 0;
+  for (int w = 0; w < kSimtWarps; ++w) {
+    const long long r = static_cast<long long>(blockIdx.x) * kSimtWarps + w;
+    if (r >= Sq) break;
+    const KeyInterval iv = rules.visible(r, key_limit);
+    if (iv.hi > iv.lo) {
+      lo_all = iv.lo < lo_all ? iv.lo : lo_all;
+      hi_all = iv.hi > hi_all ? iv.hi : hi_all;
+    }
+  }
+  const KeyInterval mine = active ? rules.visible(row, key_limit) : KeyInterval{0, 0};
+
+  float qv[kLaneElems], acc[kLaneElems];
+  for (int e = 0; e < kLaneElems; ++e) {
+    const long long d = lane + 32 * e;
+    qv[e] = active && d < D ? q[b * a.q.strides[0] + h * a.q.strides[1] + row * a.q.strides[2] + d * a.q.strides[3]] * a.scale : 0.0f;
+    acc[e] = 0.0f;
+  }
+  float m = neg_inf, l = 0.0f;
+  bool nan = false;
+  const float slope = a.alibi_slopes ? a.alibi_slopes[h] : 0.0f;
+
+  for (long long k0 = lo_all; k0 < hi_all; k0 += kSimtKeys) {
+    __syncthreads();  // the previous tile is no longer read
+    for (int i = static_cast<int>(threadIdx.x); i < kSimtKeys * kSimtMaxDim; i += 32 * kSimtWarps) {
+      const int c = i / kSimtMaxDim, d = i % kSimtMaxDim;
+      const long long j = k0 + c;
+      const bool in = j < hi_all;
+      k_tile[c][d] = in && d < D ? k[b * a.k.strides[0] + hk * a.k.strides[1] + j * a.k.strides[2] + d * a.k.strides[3]] : 0.0f;
+      v_tile[c][d] = in && d < Dv ? v[b * a.v.strides[0] + hk * a.v.strides[1] + j * a.v.strides[2] + d * a.v.strides[3]] : 0.0f;
+    }
+    __syncthreads();
+    if (!active) continue;
+    const long long c_end = hi_all - k0 < kSimtKeys ? hi_all - k0 : kSimtKeys;
+    for (long long c = 0; c < c_end; ++c) {
+      const long long j = k0 + c;
+      if (j < mine.lo || j >= mine.hi) continue;  // warp-uniform: the row is the warp's
+      float partial = 0.0f;
+      for (int e = 0; e < kLaneElems; ++e) partial += qv[e] * k_tile[c][lane + 32 * e];
+      float s = warp_sum(partial);
+      if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+      if (slope != 0.0f) s -= slope * rules.distance(row, j);
+      if (a.mask.kind != MaskKind::none) {
+        const long long at = b * a.mask.strides[0] + h * a.mask.strides[1] + row * a.mask.strides[2] + j * a.mask.strides[3];
+        if (a.mask.kind == MaskKind::boolean) {
+          if (static_cast<const unsigned char*>(a.mask.data)[at] == 0) s = neg_inf;
+        } else {
+          s += static_cast<const float*>(a.mask.data)[at];
+        }
+      }
+      if (s != s) nan = true;
+      if (s == neg_inf) continue;
+      const float m_new = s > m ? s : m;
+      const float alpha = __expf(m - m_new);  // 0 on the first visible key (m = -inf)
+      const float p = __expf(s - m_new);
+      l = l * alpha + p;
+      for (int e = 0; e < kLaneElems; ++e) acc[e] = acc[e] * alpha + p * v_tile[c][lane + 32 * e];
+      m = m_new;
+    }
+  }
+  if (!active) return;
+  if (nan) l = NAN;
+  const bool masked = l == 0.0f;  // fully masked: zeros and lse = -inf, by contract
+  float* out = static_cast<float*>(a.out.data);
+  for (int e = 0; e < kLaneElems; ++e) {
+    const long long d = lane + 32 * e;
+    if (d < Dv) {
+      out[b * a.out.strides[0] + h * a.out.strides[1] + row * a.out.strides[2] + d * a.out.strides[3]] =
+          masked ? 0.0f : acc[e] / l;
+    }
+  }
+  if (a.lse.data && lane == 0) {
+    static_cast<float*>(a.lse.data)[b * a.lse.strides[0] + h * a.lse.strides[1] + row * a.lse.strides[2]] =
+        masked ? neg_inf : m + __logf(l);
+  }
+}
+
+}  // namespace cuda
+}  // namespace qkv
