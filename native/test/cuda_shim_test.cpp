@@ -87,6 +87,7 @@ struct Case {
   qkv::MaskKind mask;
   bool lengths, alibi, strided;
   float softcap;
+  std::int64_t split_chunk = 0;  // > 0: the split-KV decode kernels with chunks of this many keys
 };
 
 void fill_view(qkv::TensorDesc& t, std::vector<float>& data, std::int64_t b, std::int64_t h, std::int64_t s,
@@ -139,14 +140,28 @@ void run_case(const Case& c, std::mt19937& gen) {
   }
   const std::string name = "Sq" + std::to_string(c.Sq) + " Skv" + std::to_string(c.Skv) + " D" + std::to_string(c.D) +
                            " Dv" + std::to_string(c.Dv) + " causal" + std::to_string(c.causal) + " mask" +
-                           std::to_string(static_cast<int>(c.mask)) + (c.strided ? " strided" : "");
+                           std::to_string(static_cast<int>(c.mask)) + (c.strided ? " strided" : "") +
+                           (c.split_chunk > 0 ? " split" + std::to_string(c.split_chunk) : "");
   const qkv::Status status = qkv::check(a);
   expect(status.ok(), name + ": check " + status.message);
   if (!status.ok()) return;
   const dim3 grid(static_cast<unsigned>((c.Sq + qkv::cuda::kSimtWarps - 1) / qkv::cuda::kSimtWarps),
                   static_cast<unsigned>(c.Hq), static_cast<unsigned>(c.B));
-  const std::string err = qkv_shim::launch(grid, dim3(32 * qkv::cuda::kSimtWarps), qkv::cuda::attention_simt_f32, a,
-                                           qkv::mask_rules_of(a));
+  const dim3 block(32 * qkv::cuda::kSimtWarps);
+  std::string err;
+  if (c.split_chunk > 0) {
+    const std::int64_t chunks = (c.Skv + c.split_chunk - 1) / c.split_chunk;
+    std::vector<float> partials(static_cast<std::size_t>(c.B * c.Hq * c.Sq * chunks * qkv::cuda::kPartialFloats),
+                                std::numeric_limits<float>::quiet_NaN());
+    err = qkv_shim::launch(dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(c.Hq), static_cast<unsigned>(c.B)),
+                           block, qkv::cuda::attention_split_f32, a, qkv::mask_rules_of(a), c.split_chunk, partials.data());
+    if (err.empty()) {
+      err = qkv_shim::launch(grid, block, qkv::cuda::attention_merge_f32, a, chunks,
+                             static_cast<const float*>(partials.data()));
+    }
+  } else {
+    err = qkv_shim::launch(grid, block, qkv::cuda::attention_simt_f32, a, qkv::mask_rules_of(a));
+  }
   expect(err.empty(), name + ": " + err);
   const qkv::test::Reference ref = qkv::test::reference64(a);
   double num = 0, den = 0;
@@ -186,6 +201,17 @@ int main() {
       if (mode == 5) c.softcap = 2.0f, c.D = 65, c.Dv = 128, c.Hq = 4, c.Hkv = 2;
       run_case(c, gen);
     }
+  }
+  // Decode: few queries, keys split into chunks (some fully masked by the window or lengths).
+  for (int mode = 0; mode < 6; ++mode) {
+    Case c{1, 4, 2, 1 + mode % 3, 300, 32, 32, true, qkv::Alignment::lower_right, qkv::kUnbounded,
+           qkv::MaskKind::none, false, false, false, 0.0f, 64};
+    if (mode == 1) c.window_left = 70;
+    if (mode == 2) c.mask = qkv::MaskKind::additive, c.B = 2, c.lengths = true, c.split_chunk = 37;
+    if (mode == 3) c.mask = qkv::MaskKind::boolean, c.alibi = true, c.Dv = 7, c.strided = true;
+    if (mode == 4) c.Sq = 6, c.D = 128, c.Dv = 128, c.softcap = 3.0f, c.split_chunk = 100;
+    if (mode == 5) c.causal = false, c.Skv = 1, c.split_chunk = 1;
+    run_case(c, gen);
   }
   std::printf("%d passed, %d failed\n", passes, failures);
   return failures == 0 ? 0 : 1;
