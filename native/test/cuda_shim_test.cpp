@@ -5,6 +5,7 @@
 #include "../cuda/shim/cuda_shim.h"
 // (the shim comes first: it defines the CUDA qualifiers the kernel source uses)
 #include "../cuda/attention_simt.cuh"
+#include "../cuda/mma.cuh"
 
 #include <cstdio>
 #include <limits>
@@ -77,6 +78,31 @@ void shim_self_tests() {
   expect(!err.empty(), "a shuffle from an exited lane is reported");
   err = qkv_shim::launch(dim3(1), dim3(32), divergent_barrier, out.data());
   expect(!err.empty(), "a divergent __syncthreads() is reported");
+}
+
+// One tensor-core tile through the kernels' fragment loads and the shim's hardware model:
+// D = A·B + C against a float64 product of the same (f16-rounded) numbers.
+void mma_tile_test(std::mt19937& gen) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<std::uint16_t> A(16 * 16), Bt(8 * 16);
+  std::vector<float> C(16 * 8), D(16 * 8, std::numeric_limits<float>::quiet_NaN());
+  for (auto& x : A) x = qkv::float_to_f16(dist(gen));
+  for (auto& x : Bt) x = qkv::float_to_f16(dist(gen));
+  for (auto& x : C) x = dist(gen);
+  const std::string err = qkv_shim::launch(dim3(1), dim3(32), qkv::cuda::mma_tile_f16, static_cast<const std::uint16_t*>(A.data()),
+                                           static_cast<const std::uint16_t*>(Bt.data()), static_cast<const float*>(C.data()), D.data());
+  expect(err.empty(), "mma tile: " + err);
+  double worst = 0;
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 8; ++n) {
+      double e = C[static_cast<std::size_t>(r * 8 + n)];
+      for (int k = 0; k < 16; ++k) {
+        e += static_cast<double>(qkv::f16_to_float(A[static_cast<std::size_t>(r * 16 + k)])) *
+             qkv::f16_to_float(Bt[static_cast<std::size_t>(n * 16 + k)]);
+      }
+      worst = std::max(worst, std::fabs(D[static_cast<std::size_t>(r * 8 + n)] - e));
+    }
+  expect(worst <= 1e-5, "mma m16n8k16 tile matches the float64 product (max error " + std::to_string(worst) + ")");
 }
 
 struct Case {
@@ -189,6 +215,7 @@ void run_case(const Case& c, std::mt19937& gen) {
 int main() {
   shim_self_tests();
   std::mt19937 gen(77);
+  mma_tile_test(gen);
   const std::int64_t sizes[][2] = {{1, 1}, {1, 65}, {7, 7}, {7, 65}, {33, 33}, {65, 7}, {9, 129}};
   for (const auto& s : sizes) {
     for (int mode = 0; mode < 6; ++mode) {

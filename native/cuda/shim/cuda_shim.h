@@ -58,6 +58,7 @@ struct Launch {
   std::function<void()> body;
   std::vector<std::uint32_t> exchange;      // two sets of one shuffle slot per thread
   std::vector<std::uint64_t> exchange_tag;  // which exchange wrote each slot
+  std::vector<float> mma;                   // per-warp A/B tiles of mma emulation, two sets
   std::string error;
 };
 
@@ -243,6 +244,67 @@ inline T __shfl_sync(unsigned /*mask*/, T value, int source_lane, int width = qk
   const int lane = qkv_shim::lane_id();
   return qkv_shim::shuffle(value, (lane & ~(width - 1)) | (source_lane & (width - 1)));
 }
+
+namespace qkv_shim {
+
+// The hardware's fragment layout for mma.sync m16n8k16 with f16/bf16 inputs and f32
+// accumulators, from the PTX ISA ("Matrix Fragments for mma.m16n8k16 with floating point
+// type"; groupID = lane / 4, threadID_in_group = lane % 4). Deliberately not shared with the
+// kernels (native/cuda/mma_layout.h): the shim models the hardware, the kernels hold their
+// own belief about it, and the tile tests check the two agree.
+struct PtxM16n8k16 {
+  static int a_row(int lane, int i) { return (i < 2 || (i >= 4 && i < 6)) ? lane / 4 : lane / 4 + 8; }
+  static int a_col(int lane, int i) { return (lane % 4) * 2 + (i & 1) + (i < 4 ? 0 : 8); }
+  static int b_row(int lane, int i) { return (lane % 4) * 2 + (i & 1) + (i < 2 ? 0 : 8); }
+  static int b_col(int lane, int) { return lane / 4; }
+  static int c_row(int lane, int i) { return i < 2 ? lane / 4 : lane / 4 + 8; }
+  static int c_col(int lane, int i) { return (lane % 4) * 2 + (i & 1); }
+};
+
+// mma.sync m16n8k16 (f16 × f16 + f32) as the warp executes it: every lane deposits the A
+// and B elements its registers hold at the positions the hardware layout gives, the warp
+// waits, and every lane computes the D elements it owns. A kernel whose fragment loads
+// disagree with the hardware therefore gets wrong numbers here as on a GPU; an incomplete
+// warp is reported.
+template <float (*ToFloat)(std::uint16_t)>
+inline void mma_m16n8k16(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4]) {
+  Launch& l = launch_state();
+  const unsigned t = l.current->linear;
+  const int lane = static_cast<int>(t % kWarpSize);
+  const unsigned warp = t / kWarpSize;
+  const std::uint64_t ordinal = l.current->exchanges++;
+  const std::size_t tile = 16 * 16 + 16 * 8;
+  const std::size_t warps = (l.fibers.size() + kWarpSize - 1) / kWarpSize;
+  if (l.mma.size() < 2 * warps * tile) l.mma.assign(2 * warps * tile, 0.0f);
+  float* area = l.mma.data() + ((ordinal & 1u) * warps + warp) * tile;
+  float* A = area;
+  float* B = area + 16 * 16;
+  using Layout = PtxM16n8k16;
+  for (int i = 0; i < 8; ++i) {
+    const std::uint16_t bits = static_cast<std::uint16_t>(a[i / 2] >> (16 * (i & 1)));
+    A[Layout::a_row(lane, i) * 16 + Layout::a_col(lane, i)] = ToFloat(bits);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const std::uint16_t bits = static_cast<std::uint16_t>(b[i / 2] >> (16 * (i & 1)));
+    B[Layout::b_row(lane, i) * 8 + Layout::b_col(lane, i)] = ToFloat(bits);
+  }
+  l.exchange_tag[(ordinal & 1u) * l.fibers.size() + t] = ordinal;
+  yield(Wait::warp);
+  for (unsigned other = warp * kWarpSize; other < (warp + 1) * kWarpSize; ++other) {
+    if (other >= l.fibers.size() || l.exchange_tag[(ordinal & 1u) * l.fibers.size() + other] != ordinal) {
+      if (l.error.empty()) l.error = "mma.sync executed by an incomplete warp";
+      return;
+    }
+  }
+  for (int i = 0; i < 4; ++i) {
+    const int row = Layout::c_row(lane, i), col = Layout::c_col(lane, i);
+    float acc = 0.0f;
+    for (int k = 0; k < 16; ++k) acc += A[row * 16 + k] * B[k * 8 + col];
+    d[i] = acc + c[i];
+  }
+}
+
+}  // namespace qkv_shim
 
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
