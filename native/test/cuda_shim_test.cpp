@@ -6,6 +6,7 @@
 // (the shim comes first: it defines the CUDA qualifiers the kernel source uses)
 #include "../cuda/attention_simt.cuh"
 #include "../cuda/mma.cuh"
+#include "../cuda/attention_mma.cuh"
 
 #include <cstdio>
 #include <limits>
@@ -212,6 +213,87 @@ void run_case(const Case& c, std::mt19937& gen) {
 
 }  // namespace
 
+// The float16 tensor-core kernel: inputs rounded to f16 (the reference reads a float32
+// mirror of exactly those values); the fp16 contract is relative L2 ≤ 2e-3.
+void run_mma_case(const Case& c, std::mt19937& gen) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> q, k, v, out, lse, additive;
+  std::vector<std::uint8_t> boolean;
+  std::vector<std::int32_t> lengths;
+  std::vector<float> slopes;
+  qkv::AttentionArgs ref;  // float32 mirror, for the reference
+  fill_view(ref.q, q, c.B, c.Hq, c.Sq, c.D, c.strided);
+  fill_view(ref.k, k, c.B, c.Hkv, c.Skv, c.D, c.strided);
+  fill_view(ref.v, v, c.B, c.Hkv, c.Skv, c.Dv, c.strided);
+  fill_view(ref.out, out, c.B, c.Hq, c.Sq, c.Dv, false);
+  fill_view(ref.lse, lse, c.B, c.Hq, c.Sq, 1, false);
+  const auto half_copy = [](std::vector<float>& f) {
+    std::vector<std::uint16_t> h(f.size());
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      h[i] = qkv::float_to_f16(f[i]);
+      f[i] = qkv::f16_to_float(h[i]);
+    }
+    return h;
+  };
+  for (auto* buf : {&q, &k, &v}) for (float& x : *buf) x = dist(gen);
+  std::vector<std::uint16_t> qh = half_copy(q), kh = half_copy(k), vh = half_copy(v), oh(out.size(), 0x7e00);
+  ref.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+  ref.causal = c.causal;
+  ref.alignment = c.alignment;
+  ref.window_left = c.window_left;
+  ref.softcap = c.softcap;
+  if (c.mask == qkv::MaskKind::boolean) {
+    boolean.resize(static_cast<std::size_t>(c.Sq * c.Skv));
+    for (auto& m : boolean) m = dist(gen) > -0.4f ? 1 : 0;
+    ref.mask = {qkv::MaskKind::boolean, boolean.data(), {0, 0, c.Skv, 1}, static_cast<std::int64_t>(boolean.size())};
+  } else if (c.mask == qkv::MaskKind::additive) {
+    additive.resize(static_cast<std::size_t>(c.B * c.Skv));
+    for (auto& m : additive) m = dist(gen) > 0.6f ? -std::numeric_limits<float>::infinity() : dist(gen);
+    ref.mask = {qkv::MaskKind::additive, additive.data(), {c.Skv, 0, 0, 1}, static_cast<std::int64_t>(additive.size())};
+  }
+  if (c.lengths) {
+    for (std::int64_t b = 0; b < c.B; ++b) lengths.push_back(static_cast<std::int32_t>(b == 0 ? 0 : (c.Skv * 2) / 3));
+    ref.key_lengths = lengths.data();
+    ref.key_lengths_count = c.B;
+  }
+  if (c.alibi) {
+    for (std::int64_t h = 0; h < c.Hq; ++h) slopes.push_back(std::ldexp(1.0f, -static_cast<int>(h + 1)));
+    ref.alibi_slopes = slopes.data();
+    ref.alibi_count = c.Hq;
+  }
+  qkv::AttentionArgs a = ref;  // the kernel's view: the same shapes over f16 bits
+  a.q.data = qh.data(), a.k.data = kh.data(), a.v.data = vh.data(), a.out.data = oh.data();
+  a.q.dtype = a.k.dtype = a.v.dtype = a.out.dtype = qkv::DType::float16;
+  const std::string name = "mma f16 Sq" + std::to_string(c.Sq) + " Skv" + std::to_string(c.Skv) + " D" + std::to_string(c.D) +
+                           " Dv" + std::to_string(c.Dv) + " causal" + std::to_string(c.causal) + " mask" +
+                           std::to_string(static_cast<int>(c.mask)) + (c.strided ? " strided" : "");
+  const qkv::Status status = qkv::check(a);
+  expect(status.ok(), name + ": check " + status.message);
+  if (!status.ok()) return;
+  const dim3 grid(static_cast<unsigned>((c.Sq + qkv::cuda::kMmaRows - 1) / qkv::cuda::kMmaRows), static_cast<unsigned>(c.Hq),
+                  static_cast<unsigned>(c.B));
+  const std::string err = qkv_shim::launch(grid, dim3(32), qkv::cuda::attention_mma_f16, a, qkv::mask_rules_of(a));
+  expect(err.empty(), name + ": " + err);
+  const qkv::test::Reference expected = qkv::test::reference64(ref);
+  double num = 0, den = 0;
+  bool rows_ok = true;
+  for (std::int64_t r = 0; r < c.B * c.Hq * c.Sq; ++r) {
+    for (std::int64_t d = 0; d < c.Dv; ++d) {
+      const double x = qkv::f16_to_float(oh[static_cast<std::size_t>(r * c.Dv + d)]);
+      const double e = expected.out[static_cast<std::size_t>(r * c.Dv + d)];
+      num += (x - e) * (x - e);
+      den += e * e;
+    }
+    const double le = expected.lse[static_cast<std::size_t>(r)];
+    const float lx = lse[static_cast<std::size_t>(r)];
+    rows_ok = rows_ok && (std::isinf(le) ? (std::isinf(lx) && lx < 0 && oh[static_cast<std::size_t>(r * c.Dv)] == 0)
+                                         : std::fabs(lx - le) <= 1e-4 * std::max(1.0, std::fabs(le)));
+  }
+  const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  expect(rel <= 2e-3, name + ": relative L2 " + std::to_string(rel));
+  expect(rows_ok, name + ": lse and fully masked rows");
+}
+
 int main() {
   shim_self_tests();
   std::mt19937 gen(77);
@@ -239,6 +321,20 @@ int main() {
     if (mode == 4) c.Sq = 6, c.D = 128, c.Dv = 128, c.softcap = 3.0f, c.split_chunk = 100;
     if (mode == 5) c.causal = false, c.Skv = 1, c.split_chunk = 1;
     run_case(c, gen);
+  }
+  // Tensor cores, float16.
+  const std::int64_t mma_sizes[][2] = {{1, 1}, {7, 65}, {16, 16}, {33, 40}, {65, 129}};
+  for (const auto& s : mma_sizes) {
+    for (int mode = 0; mode < 6; ++mode) {
+      Case c{1, 2, 1, s[0], s[1], 64, 64, false, qkv::Alignment::upper_left, qkv::kUnbounded,
+             qkv::MaskKind::none, false, false, false, 0.0f};
+      if (mode == 1) c.causal = true, c.strided = true, c.D = 72, c.Dv = 40;
+      if (mode == 2) c.causal = true, c.alignment = qkv::Alignment::lower_right, c.window_left = 9, c.D = 16, c.Dv = 16;
+      if (mode == 3) c.mask = qkv::MaskKind::boolean, c.B = 2, c.lengths = true;
+      if (mode == 4) c.mask = qkv::MaskKind::additive, c.B = 2, c.Dv = 7, c.alibi = true;
+      if (mode == 5) c.softcap = 2.0f, c.D = 128, c.Dv = 128, c.Hq = 4, c.Hkv = 2;
+      run_mma_case(c, gen);
+    }
   }
   std::printf("%d passed, %d failed\n", passes, failures);
   return failures == 0 ? 0 : 1;
