@@ -1,4 +1,4 @@
-// float16 flash-attention forward on tensor cores (mma.sync m16n8k16, f32 accumulation), the
+// float16 / bfloat16 flash-attention forward on tensor cores (mma.sync m16n8k16, f32 accumulation), the
 // same source for nvcc and the CPU shim. One warp per 16 query rows of one (batch, head):
 // Q fragments stay in registers; per tile of 16 keys, S = Q·Kᵀ is two m16n8k16 MMAs per 16
 // of D; masks and the online softmax act on the accumulators in registers (a row's 16
@@ -43,8 +43,9 @@ __device__ __forceinline__ float group_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-// grid: (ceil(Sq / 16), Hq, B); block: 32 threads.
-__global__ void __launch_bounds__(32) attention_mma_f16(AttentionArgs a, MaskRules rules) {
+// grid: (ceil(Sq / 16), Hq, B); block: 32 threads. Half is Float16 or BFloat16 (mma.cuh).
+template <class Half>
+__global__ void __launch_bounds__(32) attention_mma(AttentionArgs a, MaskRules rules) {
   __shared__ std::uint16_t k_tile[kMmaKeys][kMmaMaxDim];
   __shared__ std::uint16_t v_tile[kMmaKeys][kMmaMaxDim];
   const int lane = static_cast<int>(threadIdx.x % 32);
@@ -120,7 +121,7 @@ QKV_UNROLL
           kb[r] = pack_f16(k_tile[nt * 8 + MmaLayout::b_col(lane, i0)][dc * 16 + MmaLayout::b_row(lane, i0)],
                            k_tile[nt * 8 + MmaLayout::b_col(lane, i1)][dc * 16 + MmaLayout::b_row(lane, i1)]);
         }
-        mma_m16n8k16_f16(acc, qa[dc], kb, acc);
+        Half::mma(acc, qa[dc], kb, acc);
       }
 QKV_UNROLL
       for (int i = 0; i < 4; ++i) s[nt][i] = acc[i];
@@ -179,10 +180,10 @@ QKV_UNROLL
     }
 
     // O += P·V: P's accumulators are already A fragments (keys 0-7 then 8-15 of the tile).
-    const std::uint32_t pa[4] = {pack_f16(float_to_f16(s[0][0]), float_to_f16(s[0][1])),
-                                 pack_f16(float_to_f16(s[0][2]), float_to_f16(s[0][3])),
-                                 pack_f16(float_to_f16(s[1][0]), float_to_f16(s[1][1])),
-                                 pack_f16(float_to_f16(s[1][2]), float_to_f16(s[1][3]))};
+    const std::uint32_t pa[4] = {pack_f16(Half::from_float(s[0][0]), Half::from_float(s[0][1])),
+                                 pack_f16(Half::from_float(s[0][2]), Half::from_float(s[0][3])),
+                                 pack_f16(Half::from_float(s[1][0]), Half::from_float(s[1][1])),
+                                 pack_f16(Half::from_float(s[1][2]), Half::from_float(s[1][3]))};
 QKV_UNROLL
     for (int vt = 0; vt < kMmaMaxDim / 8; ++vt) {
       if (vt >= v_tiles) continue;
@@ -193,7 +194,7 @@ QKV_UNROLL
         vb[r] = pack_f16(v_tile[MmaLayout::b_row(lane, i0)][vt * 8 + MmaLayout::b_col(lane, i0)],
                          v_tile[MmaLayout::b_row(lane, i1)][vt * 8 + MmaLayout::b_col(lane, i1)]);
       }
-      mma_m16n8k16_f16(o[vt], pa, vb, o[vt]);
+      Half::mma(o[vt], pa, vb, o[vt]);
     }
   }
 
@@ -213,7 +214,7 @@ QKV_UNROLL
         const long long d = vt * 8 + MmaLayout::c_col(lane, 2 * r + x);
         if (d < Dv) {
           out[b * a.out.strides[0] + h * a.out.strides[1] + rows[r] * a.out.strides[2] + d * a.out.strides[3]] =
-              float_to_f16(masked ? 0.0f : o[vt][2 * r + x] / total);
+              Half::from_float(masked ? 0.0f : o[vt][2 * r + x] / total);
         }
       }
     }

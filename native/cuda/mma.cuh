@@ -23,6 +23,33 @@ __device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const std::uint32_t
 #endif
 }
 
+// The same for bfloat16 inputs.
+__device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const std::uint32_t a[4], const std::uint32_t b[2],
+                                                  const float c[4]) {
+#if defined(QKV_CUDA_SHIM)
+  qkv_shim::mma_m16n8k16<bf16_to_float>(d, a, b, c);
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+#endif
+}
+
+// The 16-bit input types of the tensor-core kernels: conversion and matching mma.
+struct Float16 {
+  __device__ static std::uint16_t from_float(float x) { return float_to_f16(x); }
+  __device__ static void mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4]) {
+    mma_m16n8k16_f16(d, a, b, c);
+  }
+};
+struct BFloat16 {
+  __device__ static std::uint16_t from_float(float x) { return float_to_bf16(x); }
+  __device__ static void mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4]) {
+    mma_m16n8k16_bf16(d, a, b, c);
+  }
+};
+
 // One warp: D[16][8] = A[16][16] · B[16][8] + C, with A row-major and B given as Bᵀ [8][16]
 // (n-major, i.e. "col"), all f16 bits except C and D. Loads each lane's fragments through
 // MmaLayout: the tile test of the fragment layout on both the GPU and the shim.
