@@ -3,6 +3,7 @@
 // can skip whole key blocks; the element masks (boolean/additive) then act inside it.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "qkv/attention.h"
@@ -44,6 +45,25 @@ struct MaskRules {
     return static_cast<float>(d < 0 ? -d : d);
   }
 };
+
+// Soft-capping, ALiBi and the element masks applied to the scaled score s of query i and
+// key j (a key inside the row's interval), in the order every kernel applies them. A key the
+// boolean mask removes gives -inf; -inf in an additive mask does the same.
+QKV_HOST_DEVICE inline float masked_score(const AttentionArgs& a, const MaskRules& rules, std::int64_t b,
+                                          std::int64_t h, std::int64_t i, std::int64_t j, float s) {
+  if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+  const float slope = a.alibi_slopes ? a.alibi_slopes[h] : 0.0f;
+  if (slope != 0.0f) s -= slope * rules.distance(i, j);
+  if (a.mask.kind != MaskKind::none) {
+    const std::int64_t at = b * a.mask.strides[0] + h * a.mask.strides[1] + i * a.mask.strides[2] + j * a.mask.strides[3];
+    if (a.mask.kind == MaskKind::boolean) {
+      if (static_cast<const std::uint8_t*>(a.mask.data)[at] == 0) s = -INFINITY;
+    } else {
+      s += static_cast<const float*>(a.mask.data)[at];
+    }
+  }
+  return s;
+}
 
 inline MaskRules mask_rules_of(const AttentionArgs& args) {
   const std::int64_t sq = args.q.shape[2];

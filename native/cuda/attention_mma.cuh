@@ -94,7 +94,6 @@ QKV_UNROLL
   float o[kMmaMaxDim / 8][4] = {};
   float m[2] = {neg_inf, neg_inf}, l[2] = {0.0f, 0.0f};  // l: this lane's share of the row sums
   bool nan[2] = {false, false};
-  const float slope = a.alibi_slopes ? a.alibi_slopes[h] : 0.0f;
 
   for (long long k0 = lo_all - lo_all % kMmaKeys; k0 < hi_all; k0 += kMmaKeys) {
     __syncthreads();  // the previous tiles are no longer read
@@ -141,16 +140,7 @@ QKV_UNROLL
           if (j < iv[r].lo || j >= iv[r].hi) {
             sc = neg_inf;
           } else {
-            if (a.softcap > 0.0f) sc = a.softcap * tanhf(sc / a.softcap);
-            if (slope != 0.0f) sc -= slope * rules.distance(rows[r], j);
-            if (a.mask.kind != MaskKind::none) {
-              const long long at = b * a.mask.strides[0] + h * a.mask.strides[1] + rows[r] * a.mask.strides[2] + j * a.mask.strides[3];
-              if (a.mask.kind == MaskKind::boolean) {
-                if (static_cast<const unsigned char*>(a.mask.data)[at] == 0) sc = neg_inf;
-              } else {
-                sc += static_cast<const float*>(a.mask.data)[at];
-              }
-            }
+            sc = masked_score(a, rules, b, h, rows[r], j, sc);
             if (sc != sc) nan[r] = true;
           }
           s[nt][i] = sc;

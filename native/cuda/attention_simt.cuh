@@ -23,6 +23,25 @@ __device__ __forceinline__ float warp_sum(float x) {
   return x;
 }
 
+// Writes output row (b, h, row) = acc / l (this lane's elements) and its lse. l == 0: fully
+// masked, so zeros and lse = -inf by contract; l NaN: a NaN reached the row, which stays NaN.
+__device__ __forceinline__ void store_row(const AttentionArgs& a, long long b, long long h, long long row, int lane,
+                                          const float acc[kLaneElems], float m, float l) {
+  const bool masked = l == 0.0f;
+  float* out = static_cast<float*>(a.out.data);
+  for (int e = 0; e < kLaneElems; ++e) {
+    const long long d = lane + 32 * e;
+    if (d < a.v.shape[3]) {
+      out[b * a.out.strides[0] + h * a.out.strides[1] + row * a.out.strides[2] + d * a.out.strides[3]] =
+          masked ? 0.0f : acc[e] / l;
+    }
+  }
+  if (a.lse.data && lane == 0) {
+    static_cast<float*>(a.lse.data)[b * a.lse.strides[0] + h * a.lse.strides[1] + row * a.lse.strides[2]] =
+        masked ? -INFINITY : m + __logf(l);
+  }
+}
+
 // Partial results of one key chunk for one query row (split-KV decode): m, l and the
 // unnormalised output, Dv floats, at partials + ((((b·Hq + h)·Sq + row)·chunks + chunk) · kPartialFloats).
 constexpr int kPartialFloats = 2 + kSimtMaxDim;
@@ -73,7 +92,6 @@ __device__ void attend_rows(const AttentionArgs& a, const MaskRules& rules, long
   }
   float m = neg_inf, l = 0.0f;
   bool nan = false;
-  const float slope = a.alibi_slopes ? a.alibi_slopes[h] : 0.0f;
 
   for (long long k0 = lo_all; k0 < hi_all; k0 += kSimtKeys) {
     __syncthreads();  // the previous tile is no longer read
@@ -92,17 +110,7 @@ __device__ void attend_rows(const AttentionArgs& a, const MaskRules& rules, long
       if (j < mine.lo || j >= mine.hi) continue;  // warp-uniform: the row is the warp's
       float partial = 0.0f;
       for (int e = 0; e < kLaneElems; ++e) partial += qv[e] * k_tile[c][lane + 32 * e];
-      float s = warp_sum(partial);
-      if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
-      if (slope != 0.0f) s -= slope * rules.distance(row, j);
-      if (a.mask.kind != MaskKind::none) {
-        const long long at = b * a.mask.strides[0] + h * a.mask.strides[1] + row * a.mask.strides[2] + j * a.mask.strides[3];
-        if (a.mask.kind == MaskKind::boolean) {
-          if (static_cast<const unsigned char*>(a.mask.data)[at] == 0) s = neg_inf;
-        } else {
-          s += static_cast<const float*>(a.mask.data)[at];
-        }
-      }
+      const float s = masked_score(a, rules, b, h, row, j, warp_sum(partial));
       if (s != s) nan = true;
       if (s == neg_inf) continue;
       const float m_new = s > m ? s : m;
@@ -121,19 +129,7 @@ __device__ void attend_rows(const AttentionArgs& a, const MaskRules& rules, long
     for (int e = 0; e < kLaneElems; ++e) part[2 + lane + 32 * e] = acc[e];
     return;
   }
-  const bool masked = l == 0.0f;  // fully masked: zeros and lse = -inf, by contract
-  float* out = static_cast<float*>(a.out.data);
-  for (int e = 0; e < kLaneElems; ++e) {
-    const long long d = lane + 32 * e;
-    if (d < Dv) {
-      out[b * a.out.strides[0] + h * a.out.strides[1] + row * a.out.strides[2] + d * a.out.strides[3]] =
-          masked ? 0.0f : acc[e] / l;
-    }
-  }
-  if (a.lse.data && lane == 0) {
-    static_cast<float*>(a.lse.data)[b * a.lse.strides[0] + h * a.lse.strides[1] + row * a.lse.strides[2]] =
-        masked ? neg_inf : m + __logf(l);
-  }
+  store_row(a, b, h, row, lane, acc, m, l);
 }
 
 // Prefill: grid (ceil(Sq / kSimtWarps), Hq, B); block 32 × kSimtWarps threads.
@@ -161,7 +157,7 @@ __global__ void __launch_bounds__(32 * kSimtWarps) attention_merge_f32(Attention
   const int lane = static_cast<int>(threadIdx.x % 32);
   const long long b = blockIdx.z, h = blockIdx.y;
   const long long row = static_cast<long long>(blockIdx.x) * kSimtWarps + threadIdx.x / 32;
-  const long long Sq = a.q.shape[2], Dv = a.v.shape[3];
+  const long long Sq = a.q.shape[2];
   if (row >= Sq) return;
   const float* first = partials + ((b * a.q.shape[1] + h) * Sq + row) * chunks * kPartialFloats;
   float m = -INFINITY;
@@ -182,19 +178,7 @@ __global__ void __launch_bounds__(32 * kSimtWarps) attention_merge_f32(Attention
     }
   }
   if (nan) l = NAN;
-  const bool masked = l == 0.0f;
-  float* out = static_cast<float*>(a.out.data);
-  for (int e = 0; e < kLaneElems; ++e) {
-    const long long d = lane + 32 * e;
-    if (d < Dv) {
-      out[b * a.out.strides[0] + h * a.out.strides[1] + row * a.out.strides[2] + d * a.out.strides[3]] =
-          masked ? 0.0f : acc[e] / l;
-    }
-  }
-  if (a.lse.data && lane == 0) {
-    static_cast<float*>(a.lse.data)[b * a.lse.strides[0] + h * a.lse.strides[1] + row * a.lse.strides[2]] =
-        masked ? -INFINITY : m + __logf(l);
-  }
+  store_row(a, b, h, row, lane, acc, m, l);
 }
 
 }  // namespace cuda
