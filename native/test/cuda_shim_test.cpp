@@ -127,12 +127,46 @@ void fill_view(qkv::TensorDesc& t, std::vector<float>& data, std::int64_t b, std
   t.capacity = static_cast<std::int64_t>(data.size());
 }
 
-void run_case(const Case& c, std::mt19937& gen) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> q, k, v, out, lse, additive;
+// The buffers behind a case's mask options; they must outlive the launch.
+struct Options {
+  std::vector<float> additive, slopes;
   std::vector<std::uint8_t> boolean;
   std::vector<std::int32_t> lengths;
-  std::vector<float> slopes;
+};
+
+// Scale, causal, window, softcap, masks, key lengths and ALiBi slopes of case c into args.
+void set_options(const Case& c, qkv::AttentionArgs& args, Options& o, std::mt19937& gen) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  args.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+  args.causal = c.causal;
+  args.alignment = c.alignment;
+  args.window_left = c.window_left;
+  args.softcap = c.softcap;
+  if (c.mask == qkv::MaskKind::boolean) {
+    o.boolean.resize(static_cast<std::size_t>(c.Sq * c.Skv));
+    for (auto& m : o.boolean) m = dist(gen) > -0.4f ? 1 : 0;
+    args.mask = {qkv::MaskKind::boolean, o.boolean.data(), {0, 0, c.Skv, 1}, static_cast<std::int64_t>(o.boolean.size())};
+  } else if (c.mask == qkv::MaskKind::additive) {
+    o.additive.resize(static_cast<std::size_t>(c.B * c.Skv));
+    for (auto& m : o.additive) m = dist(gen) > 0.6f ? -std::numeric_limits<float>::infinity() : dist(gen);
+    args.mask = {qkv::MaskKind::additive, o.additive.data(), {c.Skv, 0, 0, 1}, static_cast<std::int64_t>(o.additive.size())};
+  }
+  if (c.lengths) {
+    for (std::int64_t b = 0; b < c.B; ++b) o.lengths.push_back(static_cast<std::int32_t>(b == 0 ? 0 : (c.Skv * 2) / 3));
+    args.key_lengths = o.lengths.data();
+    args.key_lengths_count = c.B;
+  }
+  if (c.alibi) {
+    for (std::int64_t h = 0; h < c.Hq; ++h) o.slopes.push_back(std::ldexp(1.0f, -static_cast<int>(h + 1)));
+    args.alibi_slopes = o.slopes.data();
+    args.alibi_count = c.Hq;
+  }
+}
+
+void run_case(const Case& c, std::mt19937& gen) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> q, k, v, out, lse;
+  Options options;
   qkv::AttentionArgs a;
   fill_view(a.q, q, c.B, c.Hq, c.Sq, c.D, c.strided);
   fill_view(a.k, k, c.B, c.Hkv, c.Skv, c.D, c.strided);
@@ -141,30 +175,7 @@ void run_case(const Case& c, std::mt19937& gen) {
   fill_view(a.lse, lse, c.B, c.Hq, c.Sq, 1, false);
   for (auto* buf : {&q, &k, &v}) for (float& x : *buf) x = dist(gen);
   std::fill(out.begin(), out.end(), std::numeric_limits<float>::quiet_NaN());
-  a.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
-  a.causal = c.causal;
-  a.alignment = c.alignment;
-  a.window_left = c.window_left;
-  a.softcap = c.softcap;
-  if (c.mask == qkv::MaskKind::boolean) {
-    boolean.resize(static_cast<std::size_t>(c.Sq * c.Skv));
-    for (auto& m : boolean) m = dist(gen) > -0.4f ? 1 : 0;
-    a.mask = {qkv::MaskKind::boolean, boolean.data(), {0, 0, c.Skv, 1}, static_cast<std::int64_t>(boolean.size())};
-  } else if (c.mask == qkv::MaskKind::additive) {
-    additive.resize(static_cast<std::size_t>(c.B * c.Skv));
-    for (auto& m : additive) m = dist(gen) > 0.6f ? -std::numeric_limits<float>::infinity() : dist(gen);
-    a.mask = {qkv::MaskKind::additive, additive.data(), {c.Skv, 0, 0, 1}, static_cast<std::int64_t>(additive.size())};
-  }
-  if (c.lengths) {
-    for (std::int64_t b = 0; b < c.B; ++b) lengths.push_back(static_cast<std::int32_t>(b == 0 ? 0 : (c.Skv * 2) / 3));
-    a.key_lengths = lengths.data();
-    a.key_lengths_count = c.B;
-  }
-  if (c.alibi) {
-    for (std::int64_t h = 0; h < c.Hq; ++h) slopes.push_back(std::ldexp(1.0f, -static_cast<int>(h + 1)));
-    a.alibi_slopes = slopes.data();
-    a.alibi_count = c.Hq;
-  }
+  set_options(c, a, options, gen);
   const std::string name = "Sq" + std::to_string(c.Sq) + " Skv" + std::to_string(c.Skv) + " D" + std::to_string(c.D) +
                            " Dv" + std::to_string(c.Dv) + " causal" + std::to_string(c.causal) + " mask" +
                            std::to_string(static_cast<int>(c.mask)) + (c.strided ? " strided" : "") +
@@ -218,10 +229,8 @@ void run_case(const Case& c, std::mt19937& gen) {
 void run_mma_case(const Case& c, std::mt19937& gen, qkv::DType dtype) {
   const bool bf16 = dtype == qkv::DType::bfloat16;
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> q, k, v, out, lse, additive;
-  std::vector<std::uint8_t> boolean;
-  std::vector<std::int32_t> lengths;
-  std::vector<float> slopes;
+  std::vector<float> q, k, v, out, lse;
+  Options options;
   qkv::AttentionArgs ref;  // float32 mirror, for the reference
   fill_view(ref.q, q, c.B, c.Hq, c.Sq, c.D, c.strided);
   fill_view(ref.k, k, c.B, c.Hkv, c.Skv, c.D, c.strided);
@@ -238,30 +247,7 @@ void run_mma_case(const Case& c, std::mt19937& gen, qkv::DType dtype) {
   };
   for (auto* buf : {&q, &k, &v}) for (float& x : *buf) x = dist(gen);
   std::vector<std::uint16_t> qh = half_copy(q), kh = half_copy(k), vh = half_copy(v), oh(out.size(), 0x7e00);
-  ref.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
-  ref.causal = c.causal;
-  ref.alignment = c.alignment;
-  ref.window_left = c.window_left;
-  ref.softcap = c.softcap;
-  if (c.mask == qkv::MaskKind::boolean) {
-    boolean.resize(static_cast<std::size_t>(c.Sq * c.Skv));
-    for (auto& m : boolean) m = dist(gen) > -0.4f ? 1 : 0;
-    ref.mask = {qkv::MaskKind::boolean, boolean.data(), {0, 0, c.Skv, 1}, static_cast<std::int64_t>(boolean.size())};
-  } else if (c.mask == qkv::MaskKind::additive) {
-    additive.resize(static_cast<std::size_t>(c.B * c.Skv));
-    for (auto& m : additive) m = dist(gen) > 0.6f ? -std::numeric_limits<float>::infinity() : dist(gen);
-    ref.mask = {qkv::MaskKind::additive, additive.data(), {c.Skv, 0, 0, 1}, static_cast<std::int64_t>(additive.size())};
-  }
-  if (c.lengths) {
-    for (std::int64_t b = 0; b < c.B; ++b) lengths.push_back(static_cast<std::int32_t>(b == 0 ? 0 : (c.Skv * 2) / 3));
-    ref.key_lengths = lengths.data();
-    ref.key_lengths_count = c.B;
-  }
-  if (c.alibi) {
-    for (std::int64_t h = 0; h < c.Hq; ++h) slopes.push_back(std::ldexp(1.0f, -static_cast<int>(h + 1)));
-    ref.alibi_slopes = slopes.data();
-    ref.alibi_count = c.Hq;
-  }
+  set_options(c, ref, options, gen);
   qkv::AttentionArgs a = ref;  // the kernel's view: the same shapes over f16 bits
   a.q.data = qh.data(), a.k.data = kh.data(), a.v.data = vh.data(), a.out.data = oh.data();
   a.q.dtype = a.k.dtype = a.v.dtype = a.out.dtype = dtype;
