@@ -38,10 +38,13 @@
         "native/cpu/thread_pool.cpp",
         "native/cpu/kernel_scalar.cpp",
         "native/napi/binding.cpp",
-        "native/napi/decode.cpp"
+        "native/napi/decode.cpp",
+        "native/napi/cuda_binding.cpp",
+        "native/cuda/host_unavailable.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED",
+                  "QKV_CUDA_UNAVAILABLE_REASON=\"qkv was built with node-gyp, which builds the CPU backend only (build with cmake-js for CUDA)\""],
       "libraries": ["-lpthread"]
     }
   ]

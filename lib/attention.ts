@@ -1,6 +1,14 @@
 // attention() and attentionAsync(): validate, normalise to logical [B, H, S, D] views,
 // allocate outputs, pick a backend.
-import { nativeAddon, nativeBackend, type NativeCapabilities } from './backends/native';
+import {
+  cudaAvailability,
+  cudaBackend,
+  nativeAddon,
+  nativeBackend,
+  type CudaAvailability,
+  type NativeCapabilities,
+} from './backends/native';
+import { DeviceTensor } from './device-tensor';
 import { referenceBackend } from './backends/reference';
 import type { AttentionCall, Backend } from './backends/types';
 import { normalizeMask, type MaskOptions } from './masks';
@@ -24,7 +32,7 @@ import {
  * projection's [B, S, H·D] output already is. Any strides are accepted in both.
  */
 export type Layout = 'bhsd' | 'bshd';
-export type BackendChoice = 'auto' | 'cpu' | 'js';
+export type BackendChoice = 'auto' | 'cpu' | 'cuda' | 'js';
 
 export interface AttentionOptions extends MaskOptions {
   /** Memory layout of q, k, v and out (default 'bhsd'). Masks are always [B, H, Sq, Skv]. */
@@ -35,8 +43,13 @@ export interface AttentionOptions extends MaskOptions {
   returnLse?: boolean;
   /** Write the output here (shape [B, Hq, Sq, Dv] in `layout` order, any strides) instead of allocating. */
   out?: TensorLike;
-  /** 'auto' (default): native when built, else pure JS. 'cpu': native or throw. 'js': pure JS. */
+  /**
+   * 'auto' (default): 'cuda' when an input is a DeviceTensor, else native CPU when built,
+   * else pure JS. 'cpu' / 'cuda': that backend or throw. 'js': pure JS.
+   */
   backend?: BackendChoice;
+  /** CUDA device for backend 'cuda' (default: the DeviceTensor inputs' device, else 0). */
+  device?: number;
   /** CPU threads for this call (native backend); default QKV_THREADS or all cores. Output is bitwise the same for any count. */
   threads?: number;
 }
@@ -47,12 +60,21 @@ export interface AttentionResult<D extends TensorData = TensorData> {
   lse: Tensor<Float32Array>;
 }
 
-type Input = TensorLike<Float32Array> | TensorLike<Uint16Array>;
+type Input = TensorLike<Float32Array> | TensorLike<Uint16Array> | DeviceTensor;
 
 const DTYPES_SUPPORTED: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 
+const EMPTY = { float32: new Float32Array(0), float16: new Uint16Array(0), bfloat16: new Uint16Array(0) };
+
 /** Validates an input tensor and returns its logical [B, H, S, D] view. */
 function input(t: unknown, name: string, layout: Layout): View4 {
+  if (t instanceof DeviceTensor) {
+    if (t.shape.length !== 4) {
+      throw new RangeError(`qkv: ${name} must be 4-D (layout '${layout}'), got DeviceTensor shape ${formatShape(t.shape)}`);
+    }
+    const view = toLogical({ data: EMPTY[t.dtype], shape: t.shape, dtype: t.dtype, strides: t.strides }, layout);
+    return { ...view, resident: t.handle(), device: t.device };
+  }
   const checked = checkTensor(t, name);
   if (checked.shape.length !== 4) {
     const order = layout === 'bhsd' ? '[B, H, S, D]' : '[B, S, H, D]';
@@ -91,14 +113,19 @@ function checkNoOverlap(out: View4, inputs: Record<string, View4>): void {
   const o = byteRange(out);
   if (!o) return;
   for (const [name, view] of Object.entries(inputs)) {
-    const r = byteRange(view);
+    const r = view.resident === undefined ? byteRange(view) : null;
     if (r && r[0] === o[0] && r[1] < o[2] && o[1] < r[2]) {
       throw new RangeError(`qkv: options.out overlaps the memory of ${name}; attention cannot run in place`);
     }
   }
 }
 
-function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): { call: AttentionCall; output: Tensor } {
+function prepare(
+  q: Input,
+  k: Input,
+  v: Input,
+  options: AttentionOptions,
+): { call: AttentionCall; output: Tensor; backend: Backend } {
   if (options === null || typeof options !== 'object') throw new TypeError('qkv: options must be an object');
   const layout = options.layout ?? 'bhsd';
   if (layout !== 'bhsd' && layout !== 'bshd') {
@@ -136,6 +163,7 @@ function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): { cal
     throw new RangeError(`qkv: options.threads must be an integer in [1, 1024], got ${String(options.threads)}`);
   }
 
+  const { backend, device } = chooseBackend(options.backend, options.device, { q: qv, k: kv, v: vv });
   const outShape = fromLogical([B, Hq, Sq, Dv], layout);
   let output: Tensor;
   if (options.out !== undefined) {
@@ -147,7 +175,7 @@ function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): { cal
   } else {
     const size = outShape.reduce((a, b) => a * b, 1);
     // The output comes back in the kind of array q came in (Float16Array in, Float16Array out).
-    const F16 = isFloat16Array((q as TensorLike).data) ? float16ArrayClass() : undefined;
+    const F16 = !(q instanceof DeviceTensor) && isFloat16Array(q.data) ? float16ArrayClass() : undefined;
     const data = F16 ? (new (F16 as unknown as new (n: number) => TensorData)(size)) : allocate(qv.dtype, size);
     output = { data, shape: outShape, dtype: qv.dtype, strides: contiguousStrides(outShape) };
   }
@@ -157,22 +185,51 @@ function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): { cal
   const lse: View4 | null = options.returnLse
     ? { data: new Float32Array(B * Hq * Sq), dtype: 'float32', shape: [B, Hq, Sq, 1], strides: [Hq * Sq, Sq, 1, 1] }
     : null;
-  return { call: { q: qv, k: kv, v: vv, out, lse, scale, threads, ...masks }, output };
+  return { call: { q: qv, k: kv, v: vv, out, lse, scale, threads, device, ...masks }, output, backend };
 }
 
-function chooseBackend(choice: BackendChoice | undefined): Backend {
-  switch (choice ?? 'auto') {
+function chooseBackend(
+  choice: BackendChoice | undefined,
+  deviceOption: number | undefined,
+  inputs: Record<string, View4>,
+): { backend: Backend; device: number } {
+  const resident = Object.entries(inputs).filter(([, view]) => view.resident !== undefined);
+  const picked = choice ?? 'auto';
+  if (picked === 'cuda' || (picked === 'auto' && resident.length > 0)) {
+    const cuda = cudaBackend();
+    if (!cuda) throw new Error(`qkv: backend 'cuda' is unavailable: ${cudaAvailability().reason}`);
+    const device = deviceOption ?? resident[0]?.[1].device ?? 0;
+    if (!Number.isSafeInteger(device) || device < 0) {
+      throw new RangeError(`qkv: options.device must be a non-negative integer, got ${String(deviceOption)}`);
+    }
+    for (const [name, view] of resident) {
+      if (view.device !== device) {
+        throw new TypeError(`qkv: ${name} lives on CUDA device ${view.device}, but the call runs on device ${device}`);
+      }
+    }
+    return { backend: cuda, device };
+  }
+  if (deviceOption !== undefined && picked !== 'auto') {
+    throw new TypeError(`qkv: options.device applies to backend 'cuda' only (backend is '${picked}')`);
+  }
+  if (resident.length > 0 && (picked === 'cpu' || picked === 'js')) {
+    throw new TypeError(
+      `qkv: ${resident[0][0]} is a DeviceTensor (CUDA memory), which backend '${picked}' cannot read: ` +
+        `use backend 'cuda', or copy it with toHost()`,
+    );
+  }
+  switch (picked) {
     case 'js':
-      return referenceBackend;
+      return { backend: referenceBackend, device: -1 };
     case 'cpu': {
       const native = nativeBackend();
       if (!native) throw new Error(`qkv: backend 'cpu' is unavailable: ${nativeAddon().error}`);
-      return native;
+      return { backend: native, device: -1 };
     }
     case 'auto':
-      return nativeBackend() ?? referenceBackend;
+      return { backend: nativeBackend() ?? referenceBackend, device: -1 };
     default:
-      throw new TypeError(`qkv: options.backend must be 'auto', 'cpu' or 'js', got ${String(choice)}`);
+      throw new TypeError(`qkv: options.backend must be 'auto', 'cpu', 'cuda' or 'js', got ${String(choice)}`);
   }
 }
 
@@ -191,20 +248,19 @@ function result(call: AttentionCall, output: Tensor, returnLse: boolean | undefi
  * Returns the output [B, Hq, Sq, Dv] in the same layout, or {output, lse} with returnLse.
  */
 export function attention<D extends Float32Array | Uint16Array>(
-  q: TensorLike<D>,
-  k: TensorLike<D>,
-  v: TensorLike<D>,
+  q: TensorLike<D> | DeviceTensor,
+  k: TensorLike<D> | DeviceTensor,
+  v: TensorLike<D> | DeviceTensor,
   options: AttentionOptions & { returnLse: true },
 ): AttentionResult<D>;
 export function attention<D extends Float32Array | Uint16Array>(
-  q: TensorLike<D>,
-  k: TensorLike<D>,
-  v: TensorLike<D>,
+  q: TensorLike<D> | DeviceTensor,
+  k: TensorLike<D> | DeviceTensor,
+  v: TensorLike<D> | DeviceTensor,
   options?: AttentionOptions,
 ): Tensor<D>;
 export function attention(q: Input, k: Input, v: Input, options: AttentionOptions = {}): Tensor | AttentionResult {
-  const backend = chooseBackend(options?.backend);
-  const { call, output } = prepare(q, k, v, options);
+  const { call, output, backend } = prepare(q, k, v, options);
   backend.run(call);
   return result(call, output, options.returnLse);
 }
@@ -214,15 +270,15 @@ export function attention(q: Input, k: Input, v: Input, options: AttentionOption
  * referenced until the promise settles). Do not write to the inputs or out meanwhile.
  */
 export function attentionAsync<D extends Float32Array | Uint16Array>(
-  q: TensorLike<D>,
-  k: TensorLike<D>,
-  v: TensorLike<D>,
+  q: TensorLike<D> | DeviceTensor,
+  k: TensorLike<D> | DeviceTensor,
+  v: TensorLike<D> | DeviceTensor,
   options: AttentionOptions & { returnLse: true },
 ): Promise<AttentionResult<D>>;
 export function attentionAsync<D extends Float32Array | Uint16Array>(
-  q: TensorLike<D>,
-  k: TensorLike<D>,
-  v: TensorLike<D>,
+  q: TensorLike<D> | DeviceTensor,
+  k: TensorLike<D> | DeviceTensor,
+  v: TensorLike<D> | DeviceTensor,
   options?: AttentionOptions,
 ): Promise<Tensor<D>>;
 export async function attentionAsync(
@@ -231,17 +287,17 @@ export async function attentionAsync(
   v: Input,
   options: AttentionOptions = {},
 ): Promise<Tensor | AttentionResult> {
-  const backend = chooseBackend(options?.backend);
-  const { call, output } = prepare(q, k, v, options);
+  const { call, output, backend } = prepare(q, k, v, options);
   await backend.runAsync(call);
   return result(call, output, options.returnLse);
 }
 
 export interface BackendsInfo {
-  /** What backend 'auto' picks in this process. */
+  /** What backend 'auto' picks in this process (for host inputs; DeviceTensor inputs pick 'cuda'). */
   default: 'cpu' | 'js';
   cpu: { available: true; path: string; capabilities: NativeCapabilities } | { available: false; reason: string };
-  cuda: { available: false; reason: string };
+  /** available: a device was found. built: the addon has a CUDA backend. reason: why unavailable. */
+  cuda: CudaAvailability;
   js: { available: true; dtypes: DType[] };
 }
 
@@ -253,7 +309,7 @@ export function backends(): BackendsInfo {
     cpu: native.addon
       ? { available: true, path: native.path!, capabilities: native.addon.capabilities() }
       : { available: false, reason: native.error! },
-    cuda: { available: false, reason: 'qkv was built without CUDA' },
+    cuda: cudaAvailability(),
     js: { available: true, dtypes: [...DTYPES_SUPPORTED] },
   };
 }

@@ -1,6 +1,8 @@
 export { attention, attentionAsync, backends } from './attention';
 export type { AttentionOptions, AttentionResult, BackendChoice, BackendsInfo, Layout } from './attention';
-export type { NativeCapabilities } from './backends/native';
+export type { CudaAvailability, CudaDeviceInfo, NativeCapabilities } from './backends/native';
+export { DeviceTensor } from './device-tensor';
+export type { DeviceTensorOptions } from './device-tensor';
 export type { Causal, MaskOptions } from './masks';
 export { contiguousStrides, isContiguous, mergeHeads, splitHeads, tensor } from './tensor';
 export type { DType, MaskDType, Tensor, TensorData, TensorLike } from './tensor';

@@ -30,7 +30,12 @@ export interface TensorLike<D extends TensorData = TensorData> {
 
 /** A 4-D view in logical [B, H, S, D] order, validated: what the backends consume. */
 export interface View4 {
+  /** Host data; an empty placeholder when the view is `resident`. */
   readonly data: TensorData;
+  /** The binding's handle when the tensor lives in CUDA device memory (a DeviceTensor). */
+  readonly resident?: unknown;
+  /** Its CUDA device, when resident. */
+  readonly device?: number;
   readonly dtype: DType | MaskDType;
   readonly shape: [number, number, number, number];
   readonly strides: [number, number, number, number];

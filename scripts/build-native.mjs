@@ -1,7 +1,10 @@
 // Builds the native addon: cmake-js (CMakeLists.txt) when cmake is on PATH, else node-gyp
 // (binding.gyp) as shipped with npm. Both build the same sources offline.
 // QKV_BUILD=skip installs without the addon (the pure-JS backend is used);
-// QKV_BUILD=gyp forces node-gyp.
+// QKV_BUILD=gyp forces node-gyp (CPU backend only).
+// QKV_CUDA=AUTO|ON|OFF|SHIM picks the CUDA backend (cmake-js; default AUTO: built when nvcc
+// works, and if that build fails the addon is rebuilt CPU-only rather than failing the install);
+// QKV_CUDA_ARCHS sets the GPU architectures (default "80;90").
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -24,7 +27,13 @@ function hasCmake() {
 
 function cmakeJs() {
   const cli = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-  return run(process.execPath, [cli, 'compile', '--config', 'Release']);
+  const cuda = (process.env.QKV_CUDA ?? 'AUTO').toUpperCase();
+  const args = [cli, 'compile', '--config', 'Release', `--CDQKV_CUDA=${cuda}`];
+  if (process.env.QKV_CUDA_ARCHS) args.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.QKV_CUDA_ARCHS}`);
+  if (run(process.execPath, args)) return true;
+  if (cuda !== 'AUTO') return false;
+  console.error('qkv: the build with CUDA failed (see above); building the CPU backend only (set QKV_CUDA=ON to make this an error)');
+  return run(process.execPath, [cli, 'compile', '--config', 'Release', '--CDQKV_CUDA=OFF']);
 }
 
 function nodeGyp() {

@@ -18,7 +18,9 @@ import {
 } from './helpers';
 import type { DType } from '../lib';
 
-const BACKENDS = ['cpu', 'js'] as const;
+// 'cuda' runs where a device is found: in CI that is the QKV_CUDA=SHIM build (the kernels
+// and host code emulated on the CPU); elsewhere a real GPU. Skipped otherwise.
+const BACKENDS = ['cpu', 'js', 'cuda'] as const;
 
 it('the native backend is built (set QKV_BUILD=skip to test a JS-only install)', () => {
   if (process.env.QKV_BUILD === 'skip') return;
@@ -33,7 +35,8 @@ it('the native backend is built (set QKV_BUILD=skip to test a JS-only install)',
   expect(isa).toBe(forced && isas.includes(forced) ? forced : isas[0]);
 });
 
-const available = (backend: (typeof BACKENDS)[number]) => backend === 'js' || backends().cpu.available;
+const available = (backend: (typeof BACKENDS)[number]) =>
+  backend === 'js' || (backend === 'cpu' ? backends().cpu.available : backends().cuda.available);
 
 interface Case {
   name: string;

@@ -125,7 +125,7 @@ describe.runIf(backends().cpu.available)('native binding re-checks its arguments
   const cases: Array<[string, (args: unknown[]) => void, ErrorConstructor, RegExp]> = [
     ['too few arguments', (a) => a.splice(5), TypeError, /expected \(header, q, k, v, out, lse, mask, keyLengths, alibiSlopes\), got 5/],
     ['header a plain array', (a) => (a[0] = Array.from(hdr(a))), TypeError, /header must be a Float64Array/],
-    ['header too short', (a) => (a[0] = hdr(a).subarray(0, 10)), TypeError, /header must be a Float64Array of at least 53/],
+    ['header too short', (a) => (a[0] = hdr(a).subarray(0, 10)), TypeError, /header must be a Float64Array of at least 54/],
     ['q a number', (a) => (a[1] = 1), TypeError, /q must be a Float32Array/],
     ['unknown dtype', (a) => (hdr(a)[H.dtype] = 7), RangeError, /header\.dtype must be an integer in \[0, 2\]/],
     ['float16 needs Uint16Array', (a) => (hdr(a)[H.dtype] = 1), TypeError, /q must be a Uint16Array/],
@@ -155,6 +155,8 @@ describe.runIf(backends().cpu.available)('native binding re-checks its arguments
     ['keyLengths value', (a) => (a[7] = Int32Array.from([9])), RangeError, /keyLengths\[0\] = 9 is outside \[0, 5\]/],
     ['alibi type', (a) => (a[8] = [1, 2]), TypeError, /options\.alibiSlopes must be a Float32Array/],
     ['alibi NaN', (a) => (a[8] = Float32Array.from([1, NaN])), RangeError, /alibiSlopes\[1\] is not finite/],
+    ['cuda device -1', (a) => (hdr(a)[H.cudaDevice] = -1), RangeError, /header\.cudaDevice must be an integer in \[0, 1024\]/],
+    ['cuda device fraction', (a) => (hdr(a)[H.cudaDevice] = 1.5), RangeError, /header\.cudaDevice/],
   ];
   it.each(cases)('%s', (_, mutate, type, message) => {
     const args = good();

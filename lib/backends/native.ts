@@ -13,13 +13,36 @@ export interface NativeCapabilities {
   /** Default threads per call (QKV_THREADS, else the number of cores). */
   threads: number;
   dtypes: string[];
+  /** The addon was built with a CUDA backend (see backends().cuda for devices). */
   cuda: boolean;
+}
+
+export interface CudaDeviceInfo {
+  ordinal: number;
+  name: string;
+  computeCapability: string;
+  totalMemory: number;
+  multiprocessors: number;
+}
+
+export interface NativeCudaInfo {
+  built: boolean;
+  /** The CPU shim stands in for a GPU (a QKV_CUDA=SHIM test build). */
+  emulated: boolean;
+  runtime: string;
+  reason: string;
+  devices: CudaDeviceInfo[];
 }
 
 interface NativeAddon {
   attention(...args: unknown[]): void;
   attentionAsync(...args: unknown[]): Promise<void>;
   capabilities(): NativeCapabilities;
+  cudaInfo(): NativeCudaInfo;
+  cudaAllocate(device: number, bytes: number): unknown;
+  cudaWrite(handle: unknown, byteOffset: number, source: ArrayBufferView): void;
+  cudaRead(handle: unknown, byteOffset: number, target: ArrayBufferView): void;
+  cudaFree(handle: unknown): void;
 }
 
 /** The package root: the nearest directory upwards holding qkv's package.json. */
@@ -73,7 +96,8 @@ export const HEADER = {
   threads: 50,
   maskKind: 51,
   dtype: 52,
-  length: 53,
+  cudaDevice: 53,
+  length: 54,
 } as const;
 
 const DTYPE_CODE = { float32: 0, float16: 1, bfloat16: 2 } as const;
@@ -100,11 +124,12 @@ export function encodeCall(call: AttentionCall, header = new Float64Array(HEADER
   header[HEADER.threads] = call.threads;
   header[HEADER.maskKind] = call.mask ? (call.mask.kind === 'boolean' ? 1 : 2) : 0;
   header[HEADER.dtype] = DTYPE_CODE[call.q.dtype as keyof typeof DTYPE_CODE];
+  header[HEADER.cudaDevice] = call.device + 1; // 0: the CPU backend
   return [
     header,
-    call.q.data,
-    call.k.data,
-    call.v.data,
+    call.q.resident ?? call.q.data,
+    call.k.resident ?? call.k.data,
+    call.v.resident ?? call.v.data,
     call.out.data,
     call.lse ? call.lse.data : null,
     call.mask ? call.mask.data : null,
@@ -116,12 +141,44 @@ export function encodeCall(call: AttentionCall, header = new Float64Array(HEADER
 // Safe to share: every call (async ones too) is decoded before the binding returns.
 const sharedHeader = new Float64Array(HEADER.length);
 
-export function nativeBackend(): Backend | null {
-  const { addon } = nativeAddon();
-  if (!addon) return null;
+function backendOf(name: 'cpu' | 'cuda', addon: NativeAddon): Backend {
   return {
-    name: 'cpu',
+    name,
     run: (call) => addon.attention(...encodeCall(call, sharedHeader)),
     runAsync: (call) => addon.attentionAsync(...encodeCall(call, sharedHeader)),
   };
+}
+
+let cpu: Backend | null | undefined;
+
+export function nativeBackend(): Backend | null {
+  if (cpu === undefined) {
+    const { addon } = nativeAddon();
+    cpu = addon ? backendOf('cpu', addon) : null;
+  }
+  return cpu;
+}
+
+export type CudaAvailability =
+  | ({ available: true } & NativeCudaInfo)
+  | ({ available: false } & Partial<NativeCudaInfo> & { reason: string });
+
+let cuda: CudaAvailability | undefined;
+
+/** Whether backend 'cuda' can run here, and why not (asked once per process: devices do not come and go). */
+export function cudaAvailability(): CudaAvailability {
+  if (cuda === undefined) {
+    const { addon, error } = nativeAddon();
+    if (!addon) {
+      cuda = { available: false, built: false, reason: error! };
+    } else {
+      const info = addon.cudaInfo();
+      cuda = info.devices.length > 0 ? { ...info, available: true } : { ...info, available: false };
+    }
+  }
+  return cuda;
+}
+
+export function cudaBackend(): Backend | null {
+  return cudaAvailability().available ? backendOf('cuda', nativeAddon().addon!) : null;
 }

@@ -11,10 +11,11 @@ export interface AttentionCall extends NormalizedMask {
   lse: View4 | null; // float32 [B, Hq, Sq, 1]
   scale: number;
   threads: number; // 0: the backend's default
+  device: number; // CUDA device for backend 'cuda'; -1 otherwise
 }
 
 export interface Backend {
-  readonly name: 'cpu' | 'js';
+  readonly name: 'cpu' | 'cuda' | 'js';
   run(call: AttentionCall): void;
   runAsync(call: AttentionCall): Promise<void>;
 }

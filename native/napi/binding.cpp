@@ -10,16 +10,19 @@
 #include <utility>
 #include <vector>
 
+#include "cuda_binding.h"
 #include "decode.h"
 #include "qkv/attention.h"
+#include "qkv/cuda.h"
 
 namespace qkv {
 namespace napi {
 namespace {
 
-Status run_guarded(const AttentionArgs& args) {
+// The CPU backend, or CUDA device `device` (>= 0).
+Status run_guarded(const AttentionArgs& args, int device, CudaResidency resident) {
   try {
-    return attention_cpu(args);
+    return device < 0 ? attention_cpu(args) : attention_cuda(args, device, resident);
   } catch (const std::bad_alloc&) {
     return Status{StatusCode::range_error, "out of memory for scratch buffers"};
   } catch (const std::exception& e) {
@@ -32,7 +35,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   DecodedCall call;
   Status status = decode_call(info, &call);
-  if (status.ok()) status = run_guarded(call.args);
+  if (status.ok()) status = run_guarded(call.args, call.device, call.resident);
   if (!status.ok()) throw_status(env, status);
   return env.Undefined();
 }
@@ -47,7 +50,7 @@ class AttentionWorker : public Napi::AsyncWorker {
   // May throw std::bad_alloc (the caller rejects the promise then).
   AttentionWorker(Napi::Env env, DecodedCall&& call)
       : Napi::AsyncWorker(env, "qkv.attentionAsync"), deferred_(Napi::Promise::Deferred::New(env)),
-        args_(call.args) {
+        args_(call.args), device_(call.device), resident_(call.resident), buffers_(std::move(call.buffers)) {
     for (const Source& src : call.sources) {
       refs_.push_back(Napi::Persistent(src.array));
       if (src.shared || src.data == nullptr || src.bytes == 0 || already_copied(src.data)) continue;
@@ -62,7 +65,7 @@ class AttentionWorker : public Napi::AsyncWorker {
   Napi::Promise promise() const { return deferred_.Promise(); }
 
  protected:
-  void Execute() override { status_ = run_guarded(args_); }
+  void Execute() override { status_ = run_guarded(args_, device_, resident_); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -129,6 +132,9 @@ class AttentionWorker : public Napi::AsyncWorker {
 
   Napi::Promise::Deferred deferred_;
   AttentionArgs args_;
+  int device_;
+  CudaResidency resident_;
+  std::vector<std::shared_ptr<CudaBuffer>> buffers_;  // device memory stays alive until the call ends
   std::vector<Napi::Reference<Napi::Value>> refs_;
   std::vector<Copy> copies_;
   std::vector<Output> outputs_;
@@ -176,7 +182,7 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   dtypes.Set(1u, "float16");
   dtypes.Set(2u, "bfloat16");
   caps.Set("dtypes", dtypes);
-  caps.Set("cuda", false);
+  caps.Set("cuda", cuda_info().built);
   return caps;
 }
 
@@ -184,6 +190,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("attentionAsync", Napi::Function::New(env, AttentionAsync, "attentionAsync"));
   exports.Set("capabilities", Napi::Function::New(env, Capabilities, "capabilities"));
+  register_cuda(env, exports);
   return exports;
 }
 

@@ -60,10 +60,38 @@ Status typed_array(const Napi::Value& value, const char* name, napi_typedarray_t
   return Status::success();
 }
 
+// q, k or v as device memory (backend 'cuda' only): its buffer must live on the call's device.
+Status device_tensor(const Napi::Value& data, const char* name, DType dtype, TensorDesc* desc, bool* resident,
+                     DecodedCall* call) {
+  if (call->device < 0) {
+    return Status::type_error(std::string(name) + " is CUDA device memory (a DeviceTensor): only backend 'cuda' can read it");
+  }
+  if (resident == nullptr) return Status::type_error(std::string(name) + " must be host memory (a typed array), not a DeviceTensor");
+  std::shared_ptr<CudaBuffer> buffer;
+  Status s = device_buffer(data, name, &buffer);
+  if (!s.ok()) return s;
+  if (buffer->device() != call->device) {
+    return Status::type_error(std::string(name) + " lives on CUDA device " + std::to_string(buffer->device()) +
+                              ", but the call runs on device " + std::to_string(call->device));
+  }
+  desc->data = buffer->data();
+  desc->capacity = buffer->bytes() / static_cast<std::int64_t>(dtype_size(dtype));
+  *resident = true;
+  call->buffers.push_back(std::move(buffer));
+  return Status::success();
+}
+
 Status tensor(const Header& h, int at, const Napi::Value& data, const char* name, const char* shape_name,
-              const char* strides_name, DType dtype, bool output, TensorDesc* desc, DecodedCall* call) {
+              const char* strides_name, DType dtype, bool output, TensorDesc* desc, DecodedCall* call,
+              bool* resident = nullptr) {
   desc->dtype = dtype;
   const bool f32 = dtype == DType::float32;
+  if (is_device_handle(data)) {
+    Status s = device_tensor(data, name, dtype, desc, resident, call);
+    if (s.ok()) s = h.int4(at, shape_name, desc->shape);
+    if (s.ok()) s = h.int4(at + 4, strides_name, desc->strides);
+    return s;
+  }
   Status s = typed_array(data, name, f32 ? napi_float32_array : napi_uint16_array, f32 ? "Float32Array" : "Uint16Array",
                          output, &desc->data, &desc->capacity, call);
   if (s.ok()) s = h.int4(at, shape_name, desc->shape);
@@ -92,9 +120,13 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
   Status s = h.integer(kDType, "header.dtype", -1, 0, 2, &dtype);
   if (!s.ok()) return s;
   const DType dt = static_cast<DType>(dtype);
-  s = tensor(h, kQShape, info[1], "q", "q.shape", "q.strides", dt, false, &a.q, call);
-  if (s.ok()) s = tensor(h, kKShape, info[2], "k", "k.shape", "k.strides", dt, false, &a.k, call);
-  if (s.ok()) s = tensor(h, kVShape, info[3], "v", "v.shape", "v.strides", dt, false, &a.v, call);
+  std::int64_t cuda_device = 0;
+  s = h.integer(kCudaDevice, "header.cudaDevice", -1, 0, 1024, &cuda_device);
+  if (!s.ok()) return s;
+  call->device = static_cast<int>(cuda_device) - 1;
+  s = tensor(h, kQShape, info[1], "q", "q.shape", "q.strides", dt, false, &a.q, call, &call->resident.q);
+  if (s.ok()) s = tensor(h, kKShape, info[2], "k", "k.shape", "k.strides", dt, false, &a.k, call, &call->resident.k);
+  if (s.ok()) s = tensor(h, kVShape, info[3], "v", "v.shape", "v.strides", dt, false, &a.v, call, &call->resident.v);
   if (s.ok()) s = tensor(h, kOutShape, info[4], "out", "out.shape", "out.strides", dt, true, &a.out, call);
   if (s.ok() && !info[5].IsNull() && !info[5].IsUndefined()) {
     s = tensor(h, kLseShape, info[5], "lse", "lse.shape", "lse.strides", DType::float32, true, &a.lse, call);

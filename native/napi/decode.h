@@ -4,9 +4,11 @@
 
 #include <napi.h>
 
+#include <memory>
 #include <vector>
 
 #include "qkv/attention.h"
+#include "qkv/cuda.h"
 
 namespace qkv {
 namespace napi {
@@ -24,7 +26,15 @@ struct Source {
 struct DecodedCall {
   AttentionArgs args;
   std::vector<Source> sources;
+  int device = -1;  // -1: CPU backend; else the CUDA device
+  CudaResidency resident;
+  std::vector<std::shared_ptr<CudaBuffer>> buffers;  // device memory the call reads
 };
+
+// The device memory behind a handle made by cudaAllocate (device_buffer.cpp); a TypeError
+// naming `name` when `value` is no such handle or was freed.
+Status device_buffer(const Napi::Value& value, const char* name, std::shared_ptr<CudaBuffer>* buffer);
+bool is_device_handle(const Napi::Value& value);
 
 // Decodes (header, q, k, v, out, lse, mask, keyLengths, alibiSlopes) (header.h) into `call`. On failure returns a status naming the
 // argument; nothing has been thrown.

@@ -23,7 +23,8 @@ enum HeaderField : int {
   kThreads = 50,     // 0 default
   kMaskKind = 51,    // 0 none, 1 boolean, 2 additive
   kDType = 52,       // 0 float32, 1 float16, 2 bfloat16 (q, k, v and out)
-  kHeaderLength = 53,
+  kCudaDevice = 53,  // 0: the CPU backend; n >= 1: CUDA device n - 1 (q, k, v may then be device buffers)
+  kHeaderLength = 54,
 };
 
 }  // namespace napi

@@ -1,15 +1,13 @@
 // Runs CUDA kernel source on the CPU, so kernels are tested where no GPU exists (design.md
 // section 5). Include this instead of the CUDA runtime, then the kernel source, in a C++ file.
 //
-// Execution model: one block at a time; every CUDA thread of the block is a fiber (ucontext)
+// Execution model: one block at a time; every CUDA thread of the block is a fiber (fiber.h)
 // on the calling OS thread. `__shared__` variables are function-local statics, shared by the
 // fibers of the running block. `__syncthreads()` yields to a scheduler that releases the
 // block only when every live thread has arrived; a barrier some threads can never reach
 // (divergence) is reported, not hung on. Warp shuffles go through a per-warp exchange with a
 // warp barrier before and after, so a lane reading a value another lane never wrote fails.
 #pragma once
-
-#include <ucontext.h>
 
 #include <cmath>
 #include <cstdint>
@@ -19,6 +17,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "fiber.h"
 
 #define QKV_CUDA_SHIM 1
 #define __global__
@@ -42,8 +42,8 @@ constexpr std::size_t kStackBytes = 128 * 1024;
 enum class Wait { none, block, warp };
 
 struct Fiber {
-  ucontext_t context;
-  std::unique_ptr<char[]> stack;
+  FiberContext context;
+  char* stack = nullptr;
   unsigned linear = 0;
   bool done = false;
   Wait wait = Wait::none;
@@ -54,7 +54,7 @@ struct Launch {
   dim3 grid, block, block_index;
   std::vector<Fiber> fibers;
   Fiber* current = nullptr;
-  ucontext_t scheduler;
+  FiberContext scheduler;
   std::function<void()> body;
   std::vector<std::uint32_t> exchange;      // two sets of one shuffle slot per thread
   std::vector<std::uint64_t> exchange_tag;  // which exchange wrote each slot
@@ -82,7 +82,7 @@ inline uint3 thread_index() {
 inline void yield(Wait why) {
   Launch& l = launch_state();
   l.current->wait = why;
-  swapcontext(&l.current->context, &l.scheduler);
+  fiber_switch(l.current->context, l.scheduler);
 }
 
 inline void fiber_entry() {
@@ -90,7 +90,7 @@ inline void fiber_entry() {
   l.body();
   l.current->done = true;
   l.current->wait = Wait::none;
-  swapcontext(&l.current->context, &l.scheduler);
+  fiber_switch(l.current->context, l.scheduler);  // never resumed
 }
 
 // Runs every fiber of the block until all finish, releasing barriers when complete.
@@ -102,7 +102,7 @@ inline void run_block(Launch& l) {
     for (Fiber& f : l.fibers) {
       if (f.done || f.wait != Wait::none) continue;
       l.current = &f;
-      swapcontext(&l.scheduler, &f.context);
+      fiber_switch(l.scheduler, f.context);
       progressed = true;
     }
     // Release every warp whose live lanes all wait at a warp exchange.
@@ -144,8 +144,8 @@ inline void run_block(Launch& l) {
   }
 }
 
-// Fresh fibers for the next block. Kept out of launch(): getcontext returns twice, which
-// must not touch the caller's loop variables.
+// Fresh fibers for the next block. Kept out of launch(): getcontext (the ucontext
+// fallback) returns twice, which must not touch the caller's loop variables.
 __attribute__((noinline)) inline void start_fibers(Launch& l) {
   for (unsigned t = 0; t < l.fibers.size(); ++t) {
     Fiber& f = l.fibers[t];
@@ -153,12 +153,16 @@ __attribute__((noinline)) inline void start_fibers(Launch& l) {
     f.done = false;
     f.wait = Wait::none;
     f.exchanges = 0;
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = f.stack.get();
-    f.context.uc_stack.ss_size = kStackBytes;
-    f.context.uc_link = nullptr;
-    makecontext(&f.context, fiber_entry, 0);
+    fiber_prepare(f.context, f.stack, kStackBytes, fiber_entry);
   }
+}
+
+// Fiber stacks, kept per OS thread across launches (allocating 128 of them per launch
+// cost more than many small kernels).
+inline char* fiber_stack(std::size_t index) {
+  static thread_local std::vector<std::unique_ptr<char[]>> stacks;
+  while (stacks.size() <= index) stacks.emplace_back(new char[kStackBytes]);
+  return stacks[index].get();
 }
 
 // Launches `kernel(args...)` on a grid of blocks, block by block. Returns an error message,
@@ -170,7 +174,7 @@ std::string launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
   l.block = block;
   const unsigned threads = block.x * block.y * block.z;
   l.fibers.resize(threads);
-  for (Fiber& f : l.fibers) f.stack.reset(new char[kStackBytes]);
+  for (std::size_t t = 0; t < l.fibers.size(); ++t) l.fibers[t].stack = fiber_stack(t);
   l.exchange.assign(2 * static_cast<std::size_t>(threads), 0);
   l.body = [&] { kernel(args...); };
   Launch* previous = active();

@@ -1,0 +1,149 @@
+// The CUDA part of the binding: cudaInfo, and device-memory handles (cudaAllocate,
+// cudaWrite, cudaRead, cudaFree) that lib/device-tensor.ts wraps as DeviceTensor. A handle
+// is a type-tagged External owning a shared_ptr to the buffer: calls in flight hold the
+// buffer too, so freeing or collecting a handle never pulls memory from under a kernel.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+
+#include "cuda_binding.h"
+#include "decode.h"
+
+namespace qkv {
+namespace napi {
+namespace {
+
+// Distinguishes our handles from any other External (napi_type_tag, N-API 8).
+constexpr napi_type_tag kDeviceBufferTag = {0x716b765f63756461ULL, 0x5f62756666657231ULL};
+
+struct Handle {
+  std::shared_ptr<CudaBuffer> buffer;  // empty once freed
+};
+
+Status integer_arg(const Napi::Value& v, const char* name, double min, double max, std::int64_t* out) {
+  if (!v.IsNumber()) return Status::type_error(std::string(name) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
+    return Status::range_error(std::string(name) + " must be an integer in [" + std::to_string(static_cast<long long>(min)) +
+                               ", " + std::to_string(static_cast<long long>(max)) + "], got " + std::to_string(d));
+  }
+  *out = static_cast<std::int64_t>(d);
+  return Status::success();
+}
+
+// Any typed array's memory (ArrayBuffer or SharedArrayBuffer backed).
+Status host_bytes(const Napi::Value& v, const char* name, char** data, std::int64_t* bytes) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  std::size_t count = 0, offset = 0;
+  void* pointer = nullptr;
+  napi_value buffer = nullptr;
+  if (napi_is_typedarray(v.Env(), v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(v.Env(), v, &type, &count, &pointer, &buffer, &offset) != napi_ok) {
+    return Status::type_error(std::string(name) + " must be a typed array");
+  }
+  std::int64_t element = 1;
+  switch (type) {
+    case napi_int16_array: case napi_uint16_array: element = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: element = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: element = 8; break;
+    default: element = 1;
+  }
+  *data = static_cast<char*>(pointer);
+  *bytes = pointer == nullptr ? 0 : static_cast<std::int64_t>(count) * element;
+  return Status::success();
+}
+
+Napi::Value fail(Napi::Env env, const Status& s) {
+  throw_status(env, s);
+  return env.Undefined();
+}
+
+Napi::Value CudaInfoFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const CudaInfo ci = cuda_info();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("built", ci.built);
+  o.Set("emulated", ci.emulated);
+  o.Set("runtime", ci.runtime);
+  o.Set("reason", ci.reason);
+  Napi::Array devices = Napi::Array::New(env, ci.devices.size());
+  for (std::size_t i = 0; i < ci.devices.size(); ++i) {
+    const CudaDevice& d = ci.devices[i];
+    Napi::Object dev = Napi::Object::New(env);
+    dev.Set("ordinal", d.ordinal);
+    dev.Set("name", d.name);
+    dev.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+    dev.Set("totalMemory", static_cast<double>(d.total_memory));
+    dev.Set("multiprocessors", d.multiprocessors);
+    devices.Set(static_cast<std::uint32_t>(i), dev);
+  }
+  o.Set("devices", devices);
+  return o;
+}
+
+// cudaAllocate(device, bytes) -> handle
+Napi::Value CudaAllocate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::int64_t device = 0, bytes = 0;
+  Status s = integer_arg(info[0], "device", 0, 1023, &device);
+  if (s.ok()) s = integer_arg(info[1], "bytes", 0, 9007199254740991.0, &bytes);
+  std::shared_ptr<CudaBuffer> buffer;
+  if (s.ok()) s = cuda_allocate(static_cast<int>(device), bytes, &buffer);
+  if (!s.ok()) return fail(env, s);
+  Handle* handle = new Handle{std::move(buffer)};
+  Napi::External<Handle> external =
+      Napi::External<Handle>::New(env, handle, [](Napi::Env, Handle* h) { delete h; });
+  external.TypeTag(&kDeviceBufferTag);
+  return external;
+}
+
+// cudaWrite(handle, byteOffset, typedArray) / cudaRead(handle, byteOffset, typedArray)
+Napi::Value Copy(const Napi::CallbackInfo& info, bool to_device) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<CudaBuffer> buffer;
+  std::int64_t offset = 0, bytes = 0;
+  char* host = nullptr;
+  Status s = device_buffer(info[0], "handle", &buffer);
+  if (s.ok()) s = integer_arg(info[1], "byteOffset", 0, 9007199254740991.0, &offset);
+  if (s.ok()) s = host_bytes(info[2], to_device ? "source" : "target", &host, &bytes);
+  if (s.ok()) s = to_device ? cuda_write(*buffer, offset, host, bytes) : cuda_read(*buffer, offset, host, bytes);
+  if (!s.ok()) return fail(env, s);
+  return env.Undefined();
+}
+
+Napi::Value CudaWrite(const Napi::CallbackInfo& info) { return Copy(info, true); }
+Napi::Value CudaRead(const Napi::CallbackInfo& info) { return Copy(info, false); }
+
+// cudaFree(handle): the memory goes once no call in flight reads it; the handle is dead.
+Napi::Value CudaFree(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!is_device_handle(info[0])) return fail(env, Status::type_error("handle must be a device buffer handle"));
+  info[0].As<Napi::External<Handle>>().Data()->buffer.reset();
+  return env.Undefined();
+}
+
+}  // namespace
+
+bool is_device_handle(const Napi::Value& value) {
+  return value.IsExternal() && value.As<Napi::External<Handle>>().CheckTypeTag(&kDeviceBufferTag);
+}
+
+Status device_buffer(const Napi::Value& value, const char* name, std::shared_ptr<CudaBuffer>* buffer) {
+  if (!is_device_handle(value)) return Status::type_error(std::string(name) + " must be a device buffer handle");
+  *buffer = value.As<Napi::External<Handle>>().Data()->buffer;
+  if (!*buffer) return Status::type_error(std::string(name) + ": the DeviceTensor was freed");
+  return Status::success();
+}
+
+void register_cuda(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaInfo", Napi::Function::New(env, CudaInfoFn, "cudaInfo"));
+  exports.Set("cudaAllocate", Napi::Function::New(env, CudaAllocate, "cudaAllocate"));
+  exports.Set("cudaWrite", Napi::Function::New(env, CudaWrite, "cudaWrite"));
+  exports.Set("cudaRead", Napi::Function::New(env, CudaRead, "cudaRead"));
+  exports.Set("cudaFree", Napi::Function::New(env, CudaFree, "cudaFree"));
+}
+
+}  // namespace napi
+}  // namespace qkv
