@@ -35,11 +35,13 @@
       "sources": [
         "native/core/check.cpp",
         "native/cpu/dispatch.cpp",
+        "native/cpu/linear.cpp",
         "native/cpu/thread_pool.cpp",
         "native/cpu/kernel_scalar.cpp",
         "native/napi/binding.cpp",
         "native/napi/decode.cpp",
         "native/napi/cuda_binding.cpp",
+        "native/napi/linear_binding.cpp",
         "native/cuda/host_unavailable.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -5,15 +5,14 @@ import { cudaAvailability, nativeAddon } from './backends/native';
 import {
   allocate,
   checkTensor,
+  contiguousData,
   contiguousStrides,
   describe,
   float16Bits,
   formatShape,
-  isContiguous,
   isFloat16Array,
   type DType,
   type Tensor,
-  type TensorData,
   type TensorLike,
 } from './tensor';
 
@@ -37,26 +36,6 @@ function cudaAddon() {
   const cuda = cudaAvailability();
   if (!cuda.available) throw new Error(`qkv: DeviceTensor needs backend 'cuda', which is unavailable: ${cuda.reason}`);
   return nativeAddon().addon!;
-}
-
-/** The elements of `t` in row-major order, as the typed array its dtype uses (a view when already contiguous). */
-function contiguousData(t: Tensor): TensorData {
-  const src = isFloat16Array(t.data) ? float16Bits(t.data) : t.data;
-  const size = t.shape.reduce((a, b) => a * b, 1);
-  if (isContiguous(t)) return src.subarray(0, size) as TensorData;
-  const out = allocate(t.dtype, size);
-  const strides = t.strides!;
-  const index = new Array<number>(t.shape.length).fill(0);
-  for (let o = 0; o < size; o++) {
-    let at = 0;
-    for (let i = 0; i < index.length; i++) at += index[i] * strides[i];
-    out[o] = src[at];
-    for (let i = index.length - 1; i >= 0; i--) {
-      if (++index[i] < t.shape[i]) break;
-      index[i] = 0;
-    }
-  }
-  return out;
 }
 
 interface Allocation {

@@ -8,3 +8,7 @@ export { contiguousStrides, isContiguous, mergeHeads, splitHeads, tensor } from 
 export type { DType, MaskDType, Tensor, TensorData, TensorLike } from './tensor';
 export { KVCache } from './kv-cache';
 export type { KVCacheOptions } from './kv-cache';
+export { Linear } from './linear';
+export type { LinearOptions } from './linear';
+export { MultiHeadAttention } from './module';
+export type { MultiHeadAttentionOptions, MultiHeadForwardOptions, PackedWeights, SeparateWeights } from './module';

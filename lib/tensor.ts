@@ -211,3 +211,26 @@ export function mergeHeads<D extends TensorData>(x: TensorLike<D>): Tensor<D> {
       }
   return { data: out, dtype: t.dtype, shape: [B, S, H * D], strides: [S * H * D, H * D, 1] };
 }
+
+/**
+ * The elements of `t` in row-major order, in the typed array its dtype uses (float16 as bits):
+ * a view when already contiguous, else a copy.
+ */
+export function contiguousData(t: Tensor): TensorData {
+  const src = isFloat16Array(t.data) ? float16Bits(t.data) : t.data;
+  const size = t.shape.reduce((a, b) => a * b, 1);
+  if (isContiguous(t)) return src.subarray(0, size) as TensorData;
+  const out = allocate(t.dtype, size);
+  const strides = t.strides ?? contiguousStrides(t.shape);
+  const index = new Array<number>(t.shape.length).fill(0);
+  for (let o = 0; o < size; o++) {
+    let at = 0;
+    for (let i = 0; i < index.length; i++) at += index[i] * strides[i];
+    out[o] = src[at];
+    for (let i = index.length - 1; i >= 0; i--) {
+      if (++index[i] < t.shape[i]) break;
+      index[i] = 0;
+    }
+  }
+  return out;
+}

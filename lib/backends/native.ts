@@ -43,6 +43,8 @@ interface NativeAddon {
   cudaWrite(handle: unknown, byteOffset: number, source: ArrayBufferView): void;
   cudaRead(handle: unknown, byteOffset: number, target: ArrayBufferView): void;
   cudaFree(handle: unknown): void;
+  linearPack(weight: Float32Array, outFeatures: number, inFeatures: number, bias: Float32Array | null): unknown;
+  linearForward(handle: unknown, x: Float32Array, rows: number, y: Float32Array, threads: number): void;
 }
 
 /** The package root: the nearest directory upwards holding qkv's package.json. */

@@ -175,6 +175,8 @@ Plan make_plan(const AttentionArgs& a) {
   return p;
 }
 
+const KernelTable& active_kernels() { return chosen(); }
+
 }  // namespace cpu
 
 Status attention_cpu(const AttentionArgs& args) { return cpu::run_with(args, cpu::chosen()); }

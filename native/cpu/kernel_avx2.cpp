@@ -11,7 +11,7 @@ namespace cpu {
 
 KernelTable kernels_avx2() {
   static_assert(avx2::Vec::W == 8, "vector width of the avx2 build");
-  return {"avx2", &avx2::pack_task, &avx2::query_task, &avx2::decode_task, &avx2::decode_merge};
+  return {"avx2", &avx2::pack_task, &avx2::query_task, &avx2::decode_task, &avx2::decode_merge, &avx2::linear_task};
 }
 
 }  // namespace cpu

@@ -11,7 +11,7 @@ namespace cpu {
 
 KernelTable kernels_avx512() {
   static_assert(avx512::Vec::W == 16, "vector width of the avx512 build");
-  return {"avx512", &avx512::pack_task, &avx512::query_task, &avx512::decode_task, &avx512::decode_merge};
+  return {"avx512", &avx512::pack_task, &avx512::query_task, &avx512::decode_task, &avx512::decode_merge, &avx512::linear_task};
 }
 
 }  // namespace cpu

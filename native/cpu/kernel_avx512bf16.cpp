@@ -14,7 +14,7 @@ KernelTable kernels_avx512bf16() {
   static_assert(avx512bf16::Vec::W == 16, "vector width of the avx512bf16 build");
   static_assert(avx512bf16::kBf16Dot, "the bf16 dot product is compiled in");
   return {"avx512bf16", &avx512bf16::pack_task, &avx512bf16::query_task, &avx512bf16::decode_task,
-          &avx512bf16::decode_merge};
+          &avx512bf16::decode_merge, &avx512bf16::linear_task};
 }
 
 }  // namespace cpu

@@ -11,7 +11,7 @@ namespace cpu {
 
 KernelTable kernels_scalar() {
   static_assert(scalar::Vec::W == 1, "vector width of the scalar build");
-  return {"scalar", &scalar::pack_task, &scalar::query_task, &scalar::decode_task, &scalar::decode_merge};
+  return {"scalar", &scalar::pack_task, &scalar::query_task, &scalar::decode_task, &scalar::decode_merge, &scalar::linear_task};
 }
 
 }  // namespace cpu

@@ -62,13 +62,19 @@ struct Plan {
 Plan make_plan(const AttentionArgs& args);
 
 // One ISA's kernels. `workspace` holds plan.workspace_floats() floats for the calling thread.
+struct LinearPlan;
+
 struct KernelTable {
   const char* isa;
   void (*pack)(const Plan& plan, std::int64_t task);
   void (*query)(const Plan& plan, std::int64_t task, float* workspace);
   void (*decode)(const Plan& plan, std::int64_t task, float* workspace);
   void (*merge)(const Plan& plan, std::int64_t head);  // decode partials → output rows
+  void (*linear)(const LinearPlan& plan, std::int64_t task, float* tile);  // tile: kLinearRows × 128 floats
 };
+
+// The kernels in use (chosen once per process; QKV_ISA may force a lower ISA).
+const KernelTable& active_kernels();
 
 }  // namespace cpu
 }  // namespace qkv

@@ -12,6 +12,7 @@
 
 #include "cuda_binding.h"
 #include "decode.h"
+#include "linear_binding.h"
 #include "qkv/attention.h"
 #include "qkv/cuda.h"
 
@@ -191,6 +192,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionAsync", Napi::Function::New(env, AttentionAsync, "attentionAsync"));
   exports.Set("capabilities", Napi::Function::New(env, Capabilities, "capabilities"));
   register_cuda(env, exports);
+  register_linear(env, exports);
   return exports;
 }
 

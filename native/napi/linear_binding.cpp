@@ -1,0 +1,118 @@
+// The binding's linear layers: linearPack(weight, outFeatures, inFeatures, bias) packs a
+// weight matrix once into a type-tagged External; linearForward(handle, x, rows, y, threads)
+// computes y = x·Wᵀ + b. Every length is re-checked here: the binding is public.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+
+#include "decode.h"
+#include "linear_binding.h"
+#include "qkv/linear.h"
+
+namespace qkv {
+namespace napi {
+namespace {
+
+constexpr napi_type_tag kPackedLinearTag = {0x716b765f6c696e65ULL, 0x61725f7061636b31ULL};
+
+Status count_arg(const Napi::Value& v, const char* name, double min, double max, std::int64_t* out) {
+  if (!v.IsNumber()) return Status::type_error(std::string("linear: ") + name + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
+    return Status::range_error(std::string("linear: ") + name + " must be an integer in [" + std::to_string(static_cast<long long>(min)) +
+                               ", " + std::to_string(static_cast<long long>(max)) + "], got " + std::to_string(d));
+  }
+  *out = static_cast<std::int64_t>(d);
+  return Status::success();
+}
+
+// A Float32Array's data and length (views of SharedArrayBuffers too).
+Status floats(const Napi::Value& v, const char* name, float** data, std::int64_t* length) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  std::size_t count = 0, offset = 0;
+  void* pointer = nullptr;
+  napi_value buffer = nullptr;
+  if (napi_is_typedarray(v.Env(), v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(v.Env(), v, &type, &count, &pointer, &buffer, &offset) != napi_ok || type != napi_float32_array) {
+    return Status::type_error(std::string("linear: ") + name + " must be a Float32Array");
+  }
+  *data = static_cast<float*>(pointer);
+  *length = pointer == nullptr ? 0 : static_cast<std::int64_t>(count);
+  return Status::success();
+}
+
+Status too_short(const char* name, std::int64_t have, std::int64_t need, const std::string& shape) {
+  return Status::range_error(std::string("linear: ") + name + " holds " + std::to_string(have) + " floats, " + shape + " needs " +
+                             std::to_string(need));
+}
+
+Napi::Value LinearPack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float* w = nullptr;
+  float* bias = nullptr;
+  std::int64_t w_len = 0, bias_len = 0, n = 0, k = 0;
+  Status s = floats(info[0], "weight", &w, &w_len);
+  if (s.ok()) s = count_arg(info[1], "outFeatures", 1, 2147483647.0, &n);
+  if (s.ok()) s = count_arg(info[2], "inFeatures", 1, 2147483647.0, &k);
+  if (s.ok() && w_len < n * k) s = too_short("weight", w_len, n * k, "[" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  if (s.ok() && !info[3].IsNull() && !info[3].IsUndefined()) {
+    s = floats(info[3], "bias", &bias, &bias_len);
+    if (s.ok() && bias_len < n) s = too_short("bias", bias_len, n, "[" + std::to_string(n) + "]");
+  }
+  std::unique_ptr<PackedLinear> packed;
+  if (s.ok()) {
+    try {
+      s = pack_linear(w, n, k, k, bias, &packed);
+    } catch (const std::bad_alloc&) {
+      s = Status::range_error("linear: out of memory packing the weights");
+    }
+  }
+  if (!s.ok()) {
+    throw_status(env, s);
+    return env.Undefined();
+  }
+  auto external = Napi::External<PackedLinear>::New(env, packed.release(), [](Napi::Env, PackedLinear* p) { delete p; });
+  external.TypeTag(&kPackedLinearTag);
+  return external;
+}
+
+Napi::Value LinearForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsExternal() || !info[0].As<Napi::External<PackedLinear>>().CheckTypeTag(&kPackedLinearTag)) {
+    throw_status(env, Status::type_error("linear: handle must come from linearPack"));
+    return env.Undefined();
+  }
+  const PackedLinear& w = *info[0].As<Napi::External<PackedLinear>>().Data();
+  float* x = nullptr;
+  float* y = nullptr;
+  std::int64_t x_len = 0, y_len = 0, rows = 0, threads = 0;
+  Status s = floats(info[1], "x", &x, &x_len);
+  if (s.ok()) s = count_arg(info[2], "rows", 0, 2147483647.0, &rows);
+  if (s.ok()) s = floats(info[3], "y", &y, &y_len);
+  if (s.ok()) s = count_arg(info[4], "threads", 0, 1024, &threads);
+  const std::int64_t n = w.out_features(), k = w.in_features();
+  if (s.ok() && x_len < rows * k) s = too_short("x", x_len, rows * k, "[" + std::to_string(rows) + ", " + std::to_string(k) + "]");
+  if (s.ok() && y_len < rows * n) s = too_short("y", y_len, rows * n, "[" + std::to_string(rows) + ", " + std::to_string(n) + "]");
+  if (s.ok() && rows > 0 && x < y + rows * n && y < x + rows * k) s = Status::range_error("linear: y overlaps x");
+  if (s.ok()) {
+    try {
+      s = linear_cpu(w, x, rows, y, n, static_cast<int>(threads));
+    } catch (const std::bad_alloc&) {
+      s = Status::range_error("linear: out of memory");
+    }
+  }
+  if (!s.ok()) throw_status(env, s);
+  return env.Undefined();
+}
+
+}  // namespace
+
+void register_linear(Napi::Env env, Napi::Object exports) {
+  exports.Set("linearPack", Napi::Function::New(env, LinearPack, "linearPack"));
+  exports.Set("linearForward", Napi::Function::New(env, LinearForward, "linearForward"));
+}
+
+}  // namespace napi
+}  // namespace qkv
