@@ -1,5 +1,5 @@
-// Writes one-node ONNX models for the onnxruntime-node peer, as protobuf bytes, so no model
-// files or Python are needed. Only the few ModelProto fields a single-op graph uses.
+// Writes small ONNX models for the onnxruntime-node peer and cross-checks, as protobuf bytes,
+// so no model files or Python are needed. Only the few ModelProto fields these graphs use.
 
 // --- protobuf wire format -------------------------------------------------------------
 function varint(n) {
@@ -39,17 +39,22 @@ function attribute(name, value) {
     : [...stringField(1, name), ...floatField(2, value.float), ...intField(20, 1)];
 }
 
-function model({ opType, domain, opsets, inputs, outputs, attributes }) {
-  const node = [
-    ...inputs.flatMap((i) => stringField(1, i.name)),
-    ...outputs.flatMap((o) => stringField(2, o.name)),
-    ...stringField(3, 'attention'),
+function nodeProto({ name, opType, domain, inputs, outputs, attributes = {} }) {
+  return [
+    ...inputs.flatMap((i) => stringField(1, i)),
+    ...outputs.flatMap((o) => stringField(2, o)),
+    ...stringField(3, name),
     ...stringField(4, opType),
     ...Object.entries(attributes).flatMap(([n, v]) => bytesField(5, attribute(n, v))),
     ...(domain ? stringField(7, domain) : []),
   ];
+}
+
+/** A graph of `nodes` (or of one node: opType, domain, attributes over all inputs/outputs). */
+function model({ opType, domain, opsets, inputs, outputs, attributes, nodes }) {
+  const list = nodes ?? [{ name: 'attention', opType, domain, attributes, inputs: inputs.map((i) => i.name), outputs: outputs.map((o) => o.name) }];
   const graph = [
-    ...bytesField(1, node),
+    ...list.flatMap((n) => bytesField(1, nodeProto(n))),
     ...stringField(2, 'qkv-peer'),
     ...inputs.flatMap((i) => bytesField(11, valueInfo(i.name, i.dtype, i.dims))),
     ...outputs.flatMap((o) => bytesField(12, valueInfo(o.name, o.dtype, o.dims))),
@@ -93,5 +98,37 @@ export function attentionModel({ causal, dtype = 'float32' }) {
     ],
     outputs: [{ name: 'Y', dtype, dims: ['B', 'Hq', 'Sq', 'Dv'] }],
     attributes: { is_causal: causal ? 1 : 0 },
+  });
+}
+
+/**
+ * A whole attention layer as PyTorch's nn.MultiheadAttention computes it: input projections
+ * (MatMul + Add; weights given transposed, [in, out]), com.microsoft MultiHeadAttention, output
+ * projection. query [B, Sq, E], key [B, Skv, kDim], value [B, Skv, vDim] → output [B, Sq, E].
+ */
+export function multiHeadAttentionLayerModel({ heads, causal = false }) {
+  const f = (name, dims) => ({ name, dtype: 'float32', dims });
+  const linear = (x, w, b, out) => [
+    { name: `${out}_matmul`, opType: 'MatMul', inputs: [x, w], outputs: [`${out}_mm`] },
+    { name: `${out}_bias`, opType: 'Add', inputs: [`${out}_mm`, b], outputs: [out] },
+  ];
+  return model({
+    opsets: [['', 17], ['com.microsoft', 1]],
+    inputs: [
+      f('query', ['B', 'Sq', 'E']), f('key', ['B', 'Skv', 'Kd']), f('value', ['B', 'Skv', 'Vd']),
+      f('wq', ['E', 'Hq']), f('bq', ['Hq']), f('wk', ['Kd', 'Hq']), f('bk', ['Hq']),
+      f('wv', ['Vd', 'Hv']), f('bv', ['Hv']), f('wo', ['Hv', 'E']), f('bo', ['E']),
+    ],
+    outputs: [f('output', ['B', 'Sq', 'E'])],
+    nodes: [
+      ...linear('query', 'wq', 'bq', 'q'),
+      ...linear('key', 'wk', 'bk', 'k'),
+      ...linear('value', 'wv', 'bv', 'v'),
+      {
+        name: 'attention', opType: 'MultiHeadAttention', domain: 'com.microsoft', inputs: ['q', 'k', 'v'], outputs: ['attended'],
+        attributes: { num_heads: heads, unidirectional: causal ? 1 : 0 },
+      },
+      ...linear('attended', 'wo', 'bo', 'output'),
+    ],
   });
 }

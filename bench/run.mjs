@@ -7,6 +7,7 @@
 //   npm run bench -- --quick        fewer shapes, shorter runs
 //   npm run bench -- --only S1024   shapes whose label contains the text
 //   npm run bench -- --no-readme    leave README.md alone
+// Then bench/linear.mjs: the projection GEMM against OpenBLAS.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -257,3 +258,8 @@ if (!flag('--no-readme') && !only && !quick && existsSync(readmePath)) {
     console.log('README.md benchmark table updated');
   }
 }
+
+// The projections (Linear) against OpenBLAS, same thread count.
+execFileSync(process.execPath, [join(here, 'linear.mjs'), '--threads', String(threads), ...(partial || flag('--no-readme') ? ['--no-readme'] : [])], {
+  stdio: 'inherit',
+});
