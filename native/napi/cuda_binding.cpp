@@ -21,17 +21,6 @@ struct Handle {
   std::shared_ptr<CudaBuffer> buffer;  // empty once freed
 };
 
-Status integer_arg(const Napi::Value& v, const char* name, double min, double max, std::int64_t* out) {
-  if (!v.IsNumber()) return Status::type_error(std::string(name) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
-    return Status::range_error(std::string(name) + " must be an integer in [" + std::to_string(static_cast<long long>(min)) +
-                               ", " + std::to_string(static_cast<long long>(max)) + "], got " + std::to_string(d));
-  }
-  *out = static_cast<std::int64_t>(d);
-  return Status::success();
-}
-
 // Any typed array's memory (ArrayBuffer or SharedArrayBuffer backed).
 Status host_bytes(const Napi::Value& v, const char* name, char** data, std::int64_t* bytes) {
   bool is_typed = false;
@@ -87,8 +76,8 @@ Napi::Value CudaInfoFn(const Napi::CallbackInfo& info) {
 Napi::Value CudaAllocate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::int64_t device = 0, bytes = 0;
-  Status s = integer_arg(info[0], "device", 0, 1023, &device);
-  if (s.ok()) s = integer_arg(info[1], "bytes", 0, 9007199254740991.0, &bytes);
+  Status s = integer_argument(info[0], "device", 0, 1023, &device);
+  if (s.ok()) s = integer_argument(info[1], "bytes", 0, 9007199254740991.0, &bytes);
   std::shared_ptr<CudaBuffer> buffer;
   if (s.ok()) s = cuda_allocate(static_cast<int>(device), bytes, &buffer);
   if (!s.ok()) return fail(env, s);
@@ -106,7 +95,7 @@ Napi::Value Copy(const Napi::CallbackInfo& info, bool to_device) {
   std::int64_t offset = 0, bytes = 0;
   char* host = nullptr;
   Status s = device_buffer(info[0], "handle", &buffer);
-  if (s.ok()) s = integer_arg(info[1], "byteOffset", 0, 9007199254740991.0, &offset);
+  if (s.ok()) s = integer_argument(info[1], "byteOffset", 0, 9007199254740991.0, &offset);
   if (s.ok()) s = host_bytes(info[2], to_device ? "source" : "target", &host, &bytes);
   if (s.ok()) s = to_device ? cuda_write(*buffer, offset, host, bytes) : cuda_read(*buffer, offset, host, bytes);
   if (!s.ok()) return fail(env, s);

@@ -183,6 +183,17 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
   return Status::success();
 }
 
+Status integer_argument(const Napi::Value& value, const std::string& name, double min, double max, std::int64_t* out) {
+  if (!value.IsNumber()) return Status::type_error(name + " must be a number");
+  const double d = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
+    return Status::range_error(name + " must be an integer in [" + std::to_string(static_cast<long long>(min)) + ", " +
+                               std::to_string(static_cast<long long>(max)) + "], got " + std::to_string(d));
+  }
+  *out = static_cast<std::int64_t>(d);
+  return Status::success();
+}
+
 Napi::Error status_error(Napi::Env env, const Status& status) {
   const std::string message = "qkv: " + status.message;
   if (status.code == StatusCode::type_error) return Napi::TypeError::New(env, message);

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "qkv/attention.h"
@@ -35,6 +36,9 @@ struct DecodedCall {
 // naming `name` when `value` is no such handle or was freed.
 Status device_buffer(const Napi::Value& value, const char* name, std::shared_ptr<CudaBuffer>* buffer);
 bool is_device_handle(const Napi::Value& value);
+
+// A plain-number argument that must be an integer in [min, max]; errors name `name`.
+Status integer_argument(const Napi::Value& value, const std::string& name, double min, double max, std::int64_t* out);
 
 // Decodes (header, q, k, v, out, lse, mask, keyLengths, alibiSlopes) (header.h) into `call`. On failure returns a status naming the
 // argument; nothing has been thrown.

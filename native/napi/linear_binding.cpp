@@ -16,17 +16,6 @@ namespace {
 
 constexpr napi_type_tag kPackedLinearTag = {0x716b765f6c696e65ULL, 0x61725f7061636b31ULL};
 
-Status count_arg(const Napi::Value& v, const char* name, double min, double max, std::int64_t* out) {
-  if (!v.IsNumber()) return Status::type_error(std::string("linear: ") + name + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
-    return Status::range_error(std::string("linear: ") + name + " must be an integer in [" + std::to_string(static_cast<long long>(min)) +
-                               ", " + std::to_string(static_cast<long long>(max)) + "], got " + std::to_string(d));
-  }
-  *out = static_cast<std::int64_t>(d);
-  return Status::success();
-}
-
 // A Float32Array's data and length (views of SharedArrayBuffers too).
 Status floats(const Napi::Value& v, const char* name, float** data, std::int64_t* length) {
   bool is_typed = false;
@@ -54,8 +43,8 @@ Napi::Value LinearPack(const Napi::CallbackInfo& info) {
   float* bias = nullptr;
   std::int64_t w_len = 0, bias_len = 0, n = 0, k = 0;
   Status s = floats(info[0], "weight", &w, &w_len);
-  if (s.ok()) s = count_arg(info[1], "outFeatures", 1, 2147483647.0, &n);
-  if (s.ok()) s = count_arg(info[2], "inFeatures", 1, 2147483647.0, &k);
+  if (s.ok()) s = integer_argument(info[1], "linear: outFeatures", 1, 2147483647.0, &n);
+  if (s.ok()) s = integer_argument(info[2], "linear: inFeatures", 1, 2147483647.0, &k);
   if (s.ok() && w_len < n * k) s = too_short("weight", w_len, n * k, "[" + std::to_string(n) + ", " + std::to_string(k) + "]");
   if (s.ok() && !info[3].IsNull() && !info[3].IsUndefined()) {
     s = floats(info[3], "bias", &bias, &bias_len);
@@ -89,9 +78,9 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   float* y = nullptr;
   std::int64_t x_len = 0, y_len = 0, rows = 0, threads = 0;
   Status s = floats(info[1], "x", &x, &x_len);
-  if (s.ok()) s = count_arg(info[2], "rows", 0, 2147483647.0, &rows);
+  if (s.ok()) s = integer_argument(info[2], "linear: rows", 0, 2147483647.0, &rows);
   if (s.ok()) s = floats(info[3], "y", &y, &y_len);
-  if (s.ok()) s = count_arg(info[4], "threads", 0, 1024, &threads);
+  if (s.ok()) s = integer_argument(info[4], "linear: threads", 0, 1024, &threads);
   const std::int64_t n = w.out_features(), k = w.in_features();
   if (s.ok() && x_len < rows * k) s = too_short("x", x_len, rows * k, "[" + std::to_string(rows) + ", " + std::to_string(k) + "]");
   if (s.ok() && y_len < rows * n) s = too_short("y", y_len, rows * n, "[" + std::to_string(rows) + ", " + std::to_string(n) + "]");
