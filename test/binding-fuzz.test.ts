@@ -82,3 +82,42 @@ describe.runIf(backends().cpu.available)('raw binding under random mutation', ()
     expect(succeeded).toBeGreaterThan(ITERATIONS / 100); // the mutations leave some calls valid
   }, 120_000);
 });
+
+describe.runIf(backends().cpu.available)('raw linear and CUDA functions under random arguments', () => {
+  it('every call succeeds or throws a TypeError/RangeError', () => {
+    const addon = nativeAddon().addon!;
+    const random = rng(7);
+    const int = (n: number) => Math.floor(random() * n);
+    const pick = <T>(xs: T[]): T => xs[int(xs.length)];
+    const numbers = [0, -1, 1, 2, 3, 7, 0.5, NaN, Infinity, -Infinity, 2 ** 31, 2 ** 53, 1e300, 64, 129, 300];
+    const values = (): unknown => {
+      const n = int(700);
+      return pick<unknown>([
+        pick(numbers), null, undefined, 'x', {}, [], new Float32Array(n), new Float32Array(new SharedArrayBuffer(n * 4)),
+        new Uint16Array(n), new Float64Array(n), new Uint8Array(n),
+      ]);
+    };
+    const handle = addon.linearPack(new Float32Array(300 * 7), 300, 7, new Float32Array(300));
+    let succeeded = 0;
+    for (let i = 0; i < ITERATIONS; i++) {
+      const rows = int(5);
+      const valid: unknown[][] = [
+        [handle, new Float32Array(rows * 7), rows, new Float32Array(rows * 300), int(3)],
+        [new Float32Array(12), 3, 4, random() < 0.5 ? null : new Float32Array(3)],
+      ];
+      const which = int(4);
+      const args = [...valid[which % 2]];
+      for (let m = int(3); m > 0; m--) args[int(args.length + 1)] = values();
+      try {
+        if (which === 0) addon.linearForward(...(args as Parameters<typeof addon.linearForward>));
+        else if (which === 1) addon.linearPack(...(args as Parameters<typeof addon.linearPack>));
+        else if (which === 2) addon.cudaWrite(args[0], args[1] as number, args[2] as ArrayBufferView);
+        else addon.cudaAllocate(args[1] as number, args[2] as number);
+        succeeded++;
+      } catch (e) {
+        expect([TypeError, RangeError]).toContain((e as Error).constructor);
+      }
+    }
+    expect(succeeded).toBeGreaterThan(ITERATIONS / 100);
+  }, 120_000);
+});
