@@ -1,14 +1,19 @@
-// libFuzzer target: arbitrary bytes → an arbitrary (bounded) AttentionArgs → attention_cpu.
+// libFuzzer target: arbitrary bytes → an arbitrary (bounded) AttentionArgs → attention_cpu,
+// and (one input in eight) an arbitrary linear layer → pack_linear + linear_cpu, checked
+// against a double-precision product (a mismatch traps).
 // Shapes, strides (0 and oversized included), capacities (short ones included), dtypes,
 // every mask mode, key lengths, slopes, window, scale and softcap bits all come from the
 // input. check() must reject whatever the kernels cannot run safely; ASan/UBSan catch any
 // out-of-bounds access or UB in what it accepts. Built by CMake with QKV_FUZZ=ON (clang).
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "qkv/attention.h"
+#include "qkv/linear.h"
 
 namespace {
 
@@ -62,8 +67,34 @@ void describe(Bytes& in, qkv::TensorDesc& t, const std::int64_t shape[4], qkv::D
 
 }  // namespace
 
+// Weights, bias and rows from the input (small values, so float32 sums stay exact enough),
+// y sized exactly: ASan catches any write past it.
+void fuzz_linear(Bytes& in) {
+  const std::int64_t n = 1 + in.small(300), k = 1 + in.small(200), rows = in.small(60);
+  const auto value = [&in] { return static_cast<float>(static_cast<int>(in.u8()) - 128) / 64.0f; };
+  std::vector<float> w(static_cast<std::size_t>(n * k)), bias(static_cast<std::size_t>(n)), x(static_cast<std::size_t>(rows * k));
+  for (float& v : w) v = value();
+  for (float& v : bias) v = value();
+  for (float& v : x) v = value();
+  const bool with_bias = in.u8() % 2 == 0;
+  std::unique_ptr<qkv::PackedLinear> packed;
+  if (!qkv::pack_linear(w.data(), n, k, k, with_bias ? bias.data() : nullptr, &packed).ok()) __builtin_trap();
+  std::vector<float> y(static_cast<std::size_t>(rows * n));
+  if (!qkv::linear_cpu(*packed, x.data(), rows, y.data(), n, static_cast<int>(1 + in.small(2))).ok()) __builtin_trap();
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < n; ++c) {
+      double e = with_bias ? bias[static_cast<std::size_t>(c)] : 0.0;
+      for (std::int64_t d = 0; d < k; ++d) e += static_cast<double>(x[static_cast<std::size_t>(r * k + d)]) * w[static_cast<std::size_t>(c * k + d)];
+      if (std::fabs(y[static_cast<std::size_t>(r * n + c)] - e) > 1e-3 * (1.0 + std::fabs(e))) __builtin_trap();
+    }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   Bytes in(data, size);
+  if (size > 0 && data[0] % 8 == 7) {
+    fuzz_linear(in);
+    return 0;
+  }
   const std::int64_t B = in.small(2), Hkv = 1 + in.small(2), group = 1 + in.small(2), Sq = in.small(70), Skv = in.small(300);
   const std::int64_t D = 1 + in.small(40) - (in.u8() % 32 == 0 ? 1 : 0), Dv = 1 + in.small(40);
   const std::int64_t Hq = Hkv * group + (in.u8() % 32 == 0 ? 1 : 0);  // rarely not a multiple
