@@ -50,12 +50,19 @@ function nodeProto({ name, opType, domain, inputs, outputs, attributes = {} }) {
   ];
 }
 
+/** TensorProto of float32 data (raw_data). */
+function tensorProto(name, dims, data) {
+  const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return [...dims.flatMap((d) => intField(1, d)), ...intField(2, 1), ...stringField(8, name), ...bytesField(9, raw)];
+}
+
 /** A graph of `nodes` (or of one node: opType, domain, attributes over all inputs/outputs). */
-function model({ opType, domain, opsets, inputs, outputs, attributes, nodes }) {
+function model({ opType, domain, opsets, inputs, outputs, attributes, nodes, initializers = [] }) {
   const list = nodes ?? [{ name: 'attention', opType, domain, attributes, inputs: inputs.map((i) => i.name), outputs: outputs.map((o) => o.name) }];
   const graph = [
     ...list.flatMap((n) => bytesField(1, nodeProto(n))),
     ...stringField(2, 'qkv-peer'),
+    ...initializers.flatMap((t) => bytesField(5, tensorProto(t.name, t.dims, t.data))),
     ...inputs.flatMap((i) => bytesField(11, valueInfo(i.name, i.dtype, i.dims))),
     ...outputs.flatMap((o) => bytesField(12, valueInfo(o.name, o.dtype, o.dims))),
   ];
@@ -105,20 +112,24 @@ export function attentionModel({ causal, dtype = 'float32' }) {
  * A whole attention layer as PyTorch's nn.MultiheadAttention computes it: input projections
  * (MatMul + Add; weights given transposed, [in, out]), com.microsoft MultiHeadAttention, output
  * projection. query [B, Sq, E], key [B, Skv, kDim], value [B, Skv, vDim] → output [B, Sq, E].
+ * The weights (wq [E, E], bq, wk [kDim, E], bk, wv [vDim, E], bv, wo [E, E], bo) are graph
+ * inputs, or constant initializers when given as `weights: { wq: { dims, data }, … }` (so ONNX
+ * Runtime can pre-pack them, as it would for a real model).
  */
-export function multiHeadAttentionLayerModel({ heads, causal = false }) {
+export function multiHeadAttentionLayerModel({ heads, causal = false, weights }) {
   const f = (name, dims) => ({ name, dtype: 'float32', dims });
+  const weightInputs = [
+    f('wq', ['E', 'Hq']), f('bq', ['Hq']), f('wk', ['Kd', 'Hq']), f('bk', ['Hq']),
+    f('wv', ['Vd', 'Hv']), f('bv', ['Hv']), f('wo', ['Hv', 'E']), f('bo', ['E']),
+  ];
   const linear = (x, w, b, out) => [
     { name: `${out}_matmul`, opType: 'MatMul', inputs: [x, w], outputs: [`${out}_mm`] },
     { name: `${out}_bias`, opType: 'Add', inputs: [`${out}_mm`, b], outputs: [out] },
   ];
   return model({
     opsets: [['', 17], ['com.microsoft', 1]],
-    inputs: [
-      f('query', ['B', 'Sq', 'E']), f('key', ['B', 'Skv', 'Kd']), f('value', ['B', 'Skv', 'Vd']),
-      f('wq', ['E', 'Hq']), f('bq', ['Hq']), f('wk', ['Kd', 'Hq']), f('bk', ['Hq']),
-      f('wv', ['Vd', 'Hv']), f('bv', ['Hv']), f('wo', ['Hv', 'E']), f('bo', ['E']),
-    ],
+    inputs: [f('query', ['B', 'Sq', 'E']), f('key', ['B', 'Skv', 'Kd']), f('value', ['B', 'Skv', 'Vd']), ...(weights ? [] : weightInputs)],
+    initializers: weights ? Object.entries(weights).map(([name, t]) => ({ name, dims: t.dims, data: t.data })) : [],
     outputs: [f('output', ['B', 'Sq', 'E'])],
     nodes: [
       ...linear('query', 'wq', 'bq', 'q'),

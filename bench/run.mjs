@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { attentionModel, multiHeadAttentionModel } from './onnx-model.mjs';
+import { attentionModel, multiHeadAttentionLayerModel, multiHeadAttentionModel } from './onnx-model.mjs';
 import { fromFloat } from '../dist/cjs/half.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -216,6 +216,65 @@ for (const s of shapes) {
   );
 }
 
+// --- whole attention layers: MultiHeadAttention (projections + attention) ----------------
+// qkv's MultiHeadAttention.forward against the same layer in onnxruntime-node (MatMul/Add
+// projections with constant weights around com.microsoft MultiHeadAttention) and against
+// qkv's pure-JS backend, self-attention on [B, S, E].
+const layerShapes = [
+  { B: 1, S: 128, E: 512, heads: 8, causal: true },
+  { B: 1, S: 512, E: 512, heads: 8, causal: true },
+  { B: 4, S: 256, E: 512, heads: 8, causal: false },
+]
+  .map((l) => ({ ...l, label: `MHA layer B${l.B} S${l.S} E${l.E} H${l.heads}${l.causal ? ' causal' : ''}` }))
+  .filter((l) => !only || l.label.includes(only))
+  .filter((l) => !quick || l.S <= 128);
+const layerRows = [];
+for (const l of layerShapes) {
+  const { B, S, E, heads, causal } = l;
+  const w = { q: random(E * E, 11), k: random(E * E, 12), v: random(E * E, 13), o: random(E * E, 14) };
+  const b = { qBias: random(E, 15), kBias: random(E, 16), vBias: random(E, 17), oBias: random(E, 18) };
+  for (const x of Object.values(w)) for (let i = 0; i < x.length; i++) x[i] /= Math.sqrt(E) / 2;
+  const x = { data: random(B * S * E, 19), shape: [B, S, E] };
+  const mha = new qkv.MultiHeadAttention({ embedDim: E, numHeads: heads, weights: { ...w, ...b } });
+  const mhaJs = new qkv.MultiHeadAttention({ embedDim: E, numHeads: heads, weights: { ...w, ...b }, backend: 'js' });
+  const options = { causal, threads };
+  // projections 2·M·E·4E, attention 4·B·S²·E (half when causal)
+  const f = 2 * B * S * E * 4 * E + (4 * B * S * S * E) / (causal ? 2 : 1);
+  const row = { shape: l.label, flops: f, peers: {} };
+  row.peers.qkv = await measure('qkv', () => mha.forward(x, undefined, undefined, options));
+  if (f < 3e9) row.peers.js = await measure('js', () => mhaJs.forward(x, undefined, undefined, { causal }), { minSamples: 2, time: 0.1 });
+  const T = (data, dims) => ({ data, dims });
+  const transpose = (m) => {
+    const t = new Float32Array(E * E);
+    for (let r = 0; r < E; r++) for (let c = 0; c < E; c++) t[c * E + r] = m[r * E + c];
+    return t;
+  };
+  const session = await ortSession(
+    multiHeadAttentionLayerModel({
+      heads,
+      causal,
+      weights: {
+        wq: T(transpose(w.q), [E, E]), bq: T(b.qBias, [E]), wk: T(transpose(w.k), [E, E]), bk: T(b.kBias, [E]),
+        wv: T(transpose(w.v), [E, E]), bv: T(b.vBias, [E]), wo: T(transpose(w.o), [E, E]), bo: T(b.oBias, [E]),
+      },
+    }),
+  );
+  const input = new ort.Tensor('float32', x.data, [B, S, E]);
+  const feeds = { query: input, key: input, value: input };
+  const theirs = (await session.run(feeds)).output.data;
+  row.maxAbsDiff = mha.forward(x, undefined, undefined, options).data.reduce((m, v, i) => Math.max(m, Math.abs(v - theirs[i])), 0);
+  row.peers.onnxruntime = await measure('onnxruntime', () => session.run(feeds), { deferred: true });
+  await session.release();
+  for (const p of Object.values(row.peers)) p.gflops = f / (p.ms * 1e6);
+  row.vsJs = row.peers.js ? row.peers.js.ms / row.peers.qkv.ms : null;
+  row.vsOrt = row.peers.onnxruntime.ms / row.peers.qkv.ms;
+  layerRows.push(row);
+  console.log(
+    `${l.label.padEnd(34)} qkv ${row.peers.qkv.ms.toFixed(3)} ms | js ${row.peers.js ? row.peers.js.ms.toFixed(1) : '—'} ms | ` +
+      `ort ${row.peers.onnxruntime.ms.toFixed(3)} ms | ×ort ${row.vsOrt.toFixed(2)} | max |qkv − ort| ${row.maxAbsDiff.toExponential(1)}`,
+  );
+}
+
 // --- report ----------------------------------------------------------------------------
 const result = {
   date: new Date().toISOString(),
@@ -225,6 +284,7 @@ const result = {
   machine,
   onnxruntime: require('onnxruntime-node/package.json').version,
   rows,
+  layerRows,
 };
 // Partial runs (--quick, --only) never replace the full run's results.
 const partial = quick || only !== undefined;
@@ -246,7 +306,20 @@ const table = [
       `${r.bandwidthFraction ? ` (${(100 * r.bandwidthFraction).toFixed(0)}% of triad bandwidth)` : ''} |`,
   ),
 ].join('\n');
-console.log(`\n${table}`);
+const layerTable = [
+  `Whole layers: \`MultiHeadAttention.forward\` (fused QKV projection, attention, output projection; bias) vs the same ` +
+    `layer in onnxruntime-node (MatMul/Add with constant weights around com.microsoft MultiHeadAttention) and qkv's pure-JS ` +
+    `backend; ${threads} threads; GFLOP/s = 8·B·S·E² + 4·B·S²·E (half the attention term when causal).`,
+  '',
+  '| layer | qkv | pure JS | onnxruntime | × JS | × ORT |',
+  '|---|---|---|---|---|---|',
+  ...layerRows.map(
+    (r) =>
+      `| ${r.shape} | ${cell(r.peers.qkv)} | ${cell(r.peers.js)} | ${cell(r.peers.onnxruntime)} | ` +
+      `${r.vsJs ? r.vsJs.toFixed(0) : '—'} | ${r.vsOrt.toFixed(2)} |`,
+  ),
+].join('\n');
+console.log(`\n${table}\n\n${layerTable}`);
 
 const readmePath = join(root, 'README.md');
 if (!flag('--no-readme') && !only && !quick && existsSync(readmePath)) {
@@ -254,7 +327,10 @@ if (!flag('--no-readme') && !only && !quick && existsSync(readmePath)) {
   const start = '<!-- bench:start -->';
   const end = '<!-- bench:end -->';
   if (readme.includes(start) && readme.includes(end)) {
-    writeFileSync(readmePath, readme.slice(0, readme.indexOf(start) + start.length) + '\n' + table + '\n' + readme.slice(readme.indexOf(end)));
+    writeFileSync(
+      readmePath,
+      readme.slice(0, readme.indexOf(start) + start.length) + '\n' + table + '\n\n' + layerTable + '\n' + readme.slice(readme.indexOf(end)),
+    );
     console.log('README.md benchmark table updated');
   }
 }
