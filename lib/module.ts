@@ -99,6 +99,9 @@ export class MultiHeadAttention {
   #fused: Linear | null = null; // [Q; K; V] over the same input (self-attention)
   #cross: { q: Linear; k: Linear; v: Linear } | null = null;
   readonly #out: Linear;
+  // Intermediate buffers reused across calls (forward is synchronous): fresh large arrays
+  // come back as new pages, and faulting those in can cost as much as the projection itself.
+  readonly #scratch: Float32Array[] = [];
 
   constructor(options: MultiHeadAttentionOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('qkv: MultiHeadAttention: options must be an object');
@@ -179,7 +182,7 @@ export class MultiHeadAttention {
     let v: Tensor;
     if (selfAttention) {
       const N = (Hq + 2 * Hkv) * hd;
-      const y = this.#fused!.forward(x.data, M, undefined);
+      const y = this.#fused!.forward(x.data, M, this.#buffer(0, M * N));
       q = this.#heads(y, Hq, B, Sq, N, 0);
       k = this.#heads(y, Hkv, B, Sq, N, Hq * hd);
       v = this.#heads(y, Hkv, B, Sq, N, (Hq + Hkv) * hd);
@@ -195,12 +198,12 @@ export class MultiHeadAttention {
       }
       const Skv = kx.bs[1];
       const p = this.#crossProjections();
-      q = this.#heads(p.q.forward(x.data, M), Hq, B, Sq, Hq * hd, 0);
-      k = this.#heads(p.k.forward(kx.data, B * Skv), Hkv, B, Skv, Hkv * hd, 0);
-      v = this.#heads(p.v.forward(vx.data, B * Skv), Hkv, B, Skv, Hkv * hd, 0);
+      q = this.#heads(p.q.forward(x.data, M, this.#buffer(0, M * Hq * hd)), Hq, B, Sq, Hq * hd, 0);
+      k = this.#heads(p.k.forward(kx.data, B * Skv, this.#buffer(1, B * Skv * Hkv * hd)), Hkv, B, Skv, Hkv * hd, 0);
+      v = this.#heads(p.v.forward(vx.data, B * Skv, this.#buffer(2, B * Skv * Hkv * hd)), Hkv, B, Skv, Hkv * hd, 0);
     }
     // Attention writes straight into [B·Sq, Hq·hd] rows (in the input's order) for the output projection.
-    const merged = new Float32Array(M * Hq * hd);
+    const merged = this.#buffer(3, M * Hq * hd);
     const out = this.#heads(merged, Hq, B, Sq, Hq * hd, 0);
     const backend = this.backend;
     if (cache) {
@@ -216,6 +219,12 @@ export class MultiHeadAttention {
     }
     const result = this.#out.forward(merged, M);
     return { data: result, shape: [...x.shape.slice(0, 2), this.embedDim], dtype: 'float32' };
+  }
+
+  /** Scratch buffer `slot`, at least `length` floats, as a view of exactly `length`. */
+  #buffer(slot: number, length: number): Float32Array {
+    if (!this.#scratch[slot] || this.#scratch[slot].length < length) this.#scratch[slot] = new Float32Array(length);
+    return this.#scratch[slot].subarray(0, length);
   }
 
   /** Validates a [B, S, F] (or [S, B, F]) float32 input; returns contiguous data, B and S. */
