@@ -170,32 +170,29 @@ std::int64_t split_chunks(const AttentionArgs& a, int multiprocessors) {
   return std::max<std::int64_t>(chunks, 1);
 }
 
-Status launch_kernels(const AttentionArgs& d, const Context& c, float* partials_area, std::size_t partial_floats_room) {
+// `chunks` > 1: split-KV decode into that many key chunks, partials in `partials`
+// (B·Hq·Sq·chunks·kPartialFloats floats).
+void launch_kernels(const AttentionArgs& d, cudaStream_t stream, std::int64_t chunks, float* partials) {
   const std::int64_t B = d.q.shape[0], Hq = d.q.shape[1], Sq = d.q.shape[2], Skv = d.k.shape[2];
   const MaskRules rules = mask_rules_of(d);
   const unsigned gb = static_cast<unsigned>(B), gh = static_cast<unsigned>(Hq);
   if (d.q.dtype != DType::float32) {
     const dim3 grid(static_cast<unsigned>((Sq + cuda::kMmaRows - 1) / cuda::kMmaRows), gh, gb);
-    if (d.q.dtype == DType::float16) QKV_LAUNCH(cuda::attention_mma<cuda::Float16>, grid, dim3(32), c.stream, d, rules);
-    else QKV_LAUNCH(cuda::attention_mma<cuda::BFloat16>, grid, dim3(32), c.stream, d, rules);
-    return Status::success();
+    if (d.q.dtype == DType::float16) QKV_LAUNCH(cuda::attention_mma<cuda::Float16>, grid, dim3(32), stream, d, rules);
+    else QKV_LAUNCH(cuda::attention_mma<cuda::BFloat16>, grid, dim3(32), stream, d, rules);
+    return;
   }
   const dim3 rows_grid(static_cast<unsigned>((Sq + cuda::kSimtWarps - 1) / cuda::kSimtWarps), gh, gb);
   const dim3 block(32 * cuda::kSimtWarps);
-  const std::int64_t chunks = split_chunks(d, c.multiprocessors);
   if (chunks > 1) {
     const std::int64_t chunk_keys = (Skv + chunks - 1) / chunks;
-    if (static_cast<std::size_t>(B * Hq * Sq * chunks * cuda::kPartialFloats) > partial_floats_room) {
-      return Status::range_error("backend 'cuda': internal error: decode partials exceed the workspace");
-    }
-    QKV_LAUNCH(cuda::attention_split_f32, dim3(static_cast<unsigned>(chunks), gh, gb), block, c.stream, d, rules,
-               static_cast<long long>(chunk_keys), partials_area);
-    QKV_LAUNCH(cuda::attention_merge_f32, rows_grid, block, c.stream, d, static_cast<long long>(chunks),
-               static_cast<const float*>(partials_area));
+    QKV_LAUNCH(cuda::attention_split_f32, dim3(static_cast<unsigned>(chunks), gh, gb), block, stream, d, rules,
+               static_cast<long long>(chunk_keys), partials);
+    QKV_LAUNCH(cuda::attention_merge_f32, rows_grid, block, stream, d, static_cast<long long>(chunks),
+               static_cast<const float*>(partials));
   } else {
-    QKV_LAUNCH(cuda::attention_simt_f32, rows_grid, block, c.stream, d, rules);
+    QKV_LAUNCH(cuda::attention_simt_f32, rows_grid, block, stream, d, rules);
   }
-  return Status::success();
 }
 
 }  // namespace
@@ -416,8 +413,7 @@ Status attention_cuda(const AttentionArgs& args, int device, CudaResidency resid
   cudaError_t e = cudaSuccess;
   if (inputs_end > 0) e = cudaMemcpyAsync(c.workspace, c.pinned, inputs_end, cudaMemcpyHostToDevice, c.stream);
   if (e != cudaSuccess) return device_error("cudaMemcpyAsync (inputs)", e);
-  s = launch_kernels(d, c, reinterpret_cast<float*>(c.workspace + partials_at), partial_floats);
-  if (!s.ok()) return s;
+  launch_kernels(d, c.stream, chunks, reinterpret_cast<float*>(c.workspace + partials_at));
   e = cudaGetLastError();
   if (e != cudaSuccess) return device_error("kernel launch", e);
   e = cudaMemcpyAsync(c.pinned + inputs_end, c.workspace + inputs_end, outputs_end - inputs_end, cudaMemcpyDeviceToHost,
