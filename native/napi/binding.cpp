@@ -75,14 +75,8 @@ class AttentionWorker : public Napi::AsyncWorker {
       return;
     }
     for (const Output& o : outputs_) {
-      void* data = nullptr;
-      std::size_t count = 0;
-      napi_typedarray_type type;
-      napi_value buffer;
-      std::size_t offset;
-      napi_get_typedarray_info(env, refs_[o.ref].Value(), &type, &count, &data, &buffer, &offset);
-      const std::int64_t element = type == napi_float32_array ? 4 : 2;
-      if (data != o.original || static_cast<std::int64_t>(count) * element != o.bytes) {
+      TypedArrayView now;
+      if (!typed_array_view(refs_[o.ref].Value(), &now) || now.data != o.original || now.length * now.element_bytes != o.bytes) {
         settle(Napi::TypeError::New(env, "qkv: an output buffer was detached or resized while attentionAsync ran; "
                                          "the result was discarded").Value(), false);
         return;

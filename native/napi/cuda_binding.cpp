@@ -4,7 +4,6 @@
 // buffer too, so freeing or collecting a handle never pulls memory from under a kernel.
 #include <napi.h>
 
-#include <cmath>
 #include <string>
 
 #include "cuda_binding.h"
@@ -20,29 +19,6 @@ constexpr napi_type_tag kDeviceBufferTag = {0x716b765f63756461ULL, 0x5f627566666
 struct Handle {
   std::shared_ptr<CudaBuffer> buffer;  // empty once freed
 };
-
-// Any typed array's memory (ArrayBuffer or SharedArrayBuffer backed).
-Status host_bytes(const Napi::Value& v, const char* name, char** data, std::int64_t* bytes) {
-  bool is_typed = false;
-  napi_typedarray_type type;
-  std::size_t count = 0, offset = 0;
-  void* pointer = nullptr;
-  napi_value buffer = nullptr;
-  if (napi_is_typedarray(v.Env(), v, &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(v.Env(), v, &type, &count, &pointer, &buffer, &offset) != napi_ok) {
-    return Status::type_error(std::string(name) + " must be a typed array");
-  }
-  std::int64_t element = 1;
-  switch (type) {
-    case napi_int16_array: case napi_uint16_array: element = 2; break;
-    case napi_int32_array: case napi_uint32_array: case napi_float32_array: element = 4; break;
-    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: element = 8; break;
-    default: element = 1;
-  }
-  *data = static_cast<char*>(pointer);
-  *bytes = pointer == nullptr ? 0 : static_cast<std::int64_t>(count) * element;
-  return Status::success();
-}
 
 Napi::Value fail(Napi::Env env, const Status& s) {
   throw_status(env, s);
@@ -92,12 +68,15 @@ Napi::Value CudaAllocate(const Napi::CallbackInfo& info) {
 Napi::Value Copy(const Napi::CallbackInfo& info, bool to_device) {
   Napi::Env env = info.Env();
   std::shared_ptr<CudaBuffer> buffer;
-  std::int64_t offset = 0, bytes = 0;
-  char* host = nullptr;
+  std::int64_t offset = 0;
+  TypedArrayView host;
   Status s = device_buffer(info[0], "handle", &buffer);
   if (s.ok()) s = integer_argument(info[1], "byteOffset", 0, 9007199254740991.0, &offset);
-  if (s.ok()) s = host_bytes(info[2], to_device ? "source" : "target", &host, &bytes);
-  if (s.ok()) s = to_device ? cuda_write(*buffer, offset, host, bytes) : cuda_read(*buffer, offset, host, bytes);
+  if (s.ok() && !typed_array_view(info[2], &host)) s = Status::type_error(std::string(to_device ? "source" : "target") + " must be a typed array");
+  if (s.ok()) {
+    const std::int64_t bytes = host.length * host.element_bytes;
+    s = to_device ? cuda_write(*buffer, offset, host.data, bytes) : cuda_read(*buffer, offset, host.data, bytes);
+  }
   if (!s.ok()) return fail(env, s);
   return env.Undefined();
 }

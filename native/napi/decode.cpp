@@ -36,27 +36,15 @@ struct Header {
   }
 };
 
-// Reads a typed array's type, data pointer and length through napi_get_typedarray_info,
-// which works for views of ArrayBuffers and SharedArrayBuffers alike (a detached buffer
-// reports no data and length 0, so the bounds checks reject it).
+// A typed array of exactly `type` (a detached one has no data and length 0, so the bounds
+// checks reject it); recorded as a source of the call.
 Status typed_array(const Napi::Value& value, const char* name, napi_typedarray_type type, const char* type_name,
                    bool output, void** data, std::int64_t* length, DecodedCall* call) {
-  const napi_env env = value.Env();
-  bool is_typed_array = false;
-  napi_typedarray_type actual;
-  std::size_t count = 0, offset = 0;
-  void* pointer = nullptr;
-  napi_value buffer = nullptr;
-  if (napi_is_typedarray(env, value, &is_typed_array) != napi_ok || !is_typed_array ||
-      napi_get_typedarray_info(env, value, &actual, &count, &pointer, &buffer, &offset) != napi_ok || actual != type) {
-    return Status::type_error(std::string(name) + " must be a " + type_name);
-  }
-  bool plain = false;  // napi_is_arraybuffer is false for a SharedArrayBuffer
-  if (napi_is_arraybuffer(env, buffer, &plain) != napi_ok) return Status::type_error(std::string(name) + ": unreadable buffer");
-  *data = count == 0 ? nullptr : pointer;
-  *length = *data == nullptr ? 0 : static_cast<std::int64_t>(count);
-  const std::int64_t element = type == napi_float32_array || type == napi_int32_array ? 4 : type == napi_uint16_array ? 2 : 1;
-  call->sources.push_back({value, *data, *length * element, !plain, output});
+  TypedArrayView view;
+  if (!typed_array_view(value, &view) || view.type != type) return Status::type_error(std::string(name) + " must be a " + type_name);
+  *data = view.data;
+  *length = view.length;
+  call->sources.push_back({value, view.data, view.length * view.element_bytes, view.shared, output});
   return Status::success();
 }
 
@@ -181,6 +169,30 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
     a.alibi_slopes = static_cast<const float*>(ptr);
   }
   return Status::success();
+}
+
+bool typed_array_view(const Napi::Value& value, TypedArrayView* view) {
+  const napi_env env = value.Env();
+  bool is_typed_array = false;
+  std::size_t count = 0, offset = 0;
+  void* pointer = nullptr;
+  napi_value buffer = nullptr;
+  bool plain = false;  // napi_is_arraybuffer is false for a SharedArrayBuffer
+  if (napi_is_typedarray(env, value, &is_typed_array) != napi_ok || !is_typed_array ||
+      napi_get_typedarray_info(env, value, &view->type, &count, &pointer, &buffer, &offset) != napi_ok ||
+      napi_is_arraybuffer(env, buffer, &plain) != napi_ok) {
+    return false;
+  }
+  switch (view->type) {
+    case napi_int16_array: case napi_uint16_array: view->element_bytes = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: view->element_bytes = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: view->element_bytes = 8; break;
+    default: view->element_bytes = 1;
+  }
+  view->data = count == 0 ? nullptr : pointer;
+  view->length = view->data == nullptr ? 0 : static_cast<std::int64_t>(count);
+  view->shared = !plain;
+  return true;
 }
 
 Status integer_argument(const Napi::Value& value, const std::string& name, double min, double max, std::int64_t* out) {

@@ -37,6 +37,18 @@ struct DecodedCall {
 Status device_buffer(const Napi::Value& value, const char* name, std::shared_ptr<CudaBuffer>* buffer);
 bool is_device_handle(const Napi::Value& value);
 
+// A typed array's memory as napi_get_typedarray_info reports it, for views of ArrayBuffers
+// and SharedArrayBuffers alike. A detached (or empty) one has data nullptr and length 0.
+struct TypedArrayView {
+  napi_typedarray_type type;
+  void* data;
+  std::int64_t length;         // elements
+  std::int64_t element_bytes;
+  bool shared;                 // backed by a SharedArrayBuffer: can never be detached or shrunk
+};
+// False when `value` is not a typed array.
+bool typed_array_view(const Napi::Value& value, TypedArrayView* view);
+
 // A plain-number argument that must be an integer in [min, max]; errors name `name`.
 Status integer_argument(const Napi::Value& value, const std::string& name, double min, double max, std::int64_t* out);
 

@@ -3,7 +3,6 @@
 // computes y = x·Wᵀ + b. Every length is re-checked here: the binding is public.
 #include <napi.h>
 
-#include <cmath>
 #include <string>
 
 #include "decode.h"
@@ -18,17 +17,12 @@ constexpr napi_type_tag kPackedLinearTag = {0x716b765f6c696e65ULL, 0x61725f70616
 
 // A Float32Array's data and length (views of SharedArrayBuffers too).
 Status floats(const Napi::Value& v, const char* name, float** data, std::int64_t* length) {
-  bool is_typed = false;
-  napi_typedarray_type type;
-  std::size_t count = 0, offset = 0;
-  void* pointer = nullptr;
-  napi_value buffer = nullptr;
-  if (napi_is_typedarray(v.Env(), v, &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(v.Env(), v, &type, &count, &pointer, &buffer, &offset) != napi_ok || type != napi_float32_array) {
+  TypedArrayView view;
+  if (!typed_array_view(v, &view) || view.type != napi_float32_array) {
     return Status::type_error(std::string("linear: ") + name + " must be a Float32Array");
   }
-  *data = static_cast<float*>(pointer);
-  *length = pointer == nullptr ? 0 : static_cast<std::int64_t>(count);
+  *data = static_cast<float*>(view.data);
+  *length = view.length;
   return Status::success();
 }
 
