@@ -11,6 +11,7 @@
 
 #include "../core/half.h"
 #include "../core/mask_rules.h"
+#include "kv_tile.cuh"
 #include "mma.cuh"
 #include "qkv/attention.h"
 
@@ -54,8 +55,6 @@ __global__ void __launch_bounds__(32) attention_mma(AttentionArgs a, MaskRules r
   const long long hk = h / (a.q.shape[1] / a.k.shape[1]);
   const int d_chunks = static_cast<int>((D + 15) / 16), v_tiles = static_cast<int>((Dv + 7) / 8);
   const std::uint16_t* q = static_cast<const std::uint16_t*>(a.q.data);
-  const std::uint16_t* k = static_cast<const std::uint16_t*>(a.k.data);
-  const std::uint16_t* v = static_cast<const std::uint16_t*>(a.v.data);
   const float neg_inf = -INFINITY;
 
   // This lane's two rows (the accumulator layout's g and g + 8) and their key intervals.
@@ -97,13 +96,7 @@ QKV_UNROLL
 
   for (long long k0 = lo_all - lo_all % kMmaKeys; k0 < hi_all; k0 += kMmaKeys) {
     __syncthreads();  // the previous tiles are no longer read
-    for (int i = lane; i < kMmaKeys * kMmaMaxDim; i += 32) {
-      const int c = i / kMmaMaxDim, d = i % kMmaMaxDim;
-      const long long j = k0 + c;
-      const bool in = j < hi_all;
-      k_tile[c][d] = in && d < D ? k[b * a.k.strides[0] + hk * a.k.strides[1] + j * a.k.strides[2] + d * a.k.strides[3]] : 0;
-      v_tile[c][d] = in && d < Dv ? v[b * a.v.strides[0] + hk * a.v.strides[1] + j * a.v.strides[2] + d * a.v.strides[3]] : 0;
-    }
+    stage_kv_tile<kMmaKeys, kMmaMaxDim, std::uint16_t>(a, b, hk, k0, hi_all, k_tile, v_tile, lane, 32);
     __syncthreads();
 
     float s[2][4];  // two 8-key halves of the tile, accumulator layout

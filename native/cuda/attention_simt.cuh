@@ -8,6 +8,7 @@
 #pragma once
 
 #include "../core/mask_rules.h"
+#include "kv_tile.cuh"
 #include "qkv/attention.h"
 
 namespace qkv {
@@ -57,15 +58,13 @@ __device__ void attend_rows(const AttentionArgs& a, const MaskRules& rules, long
 
   const int lane = static_cast<int>(threadIdx.x % 32);
   const int warp = static_cast<int>(threadIdx.x / 32);
-  const long long Sq = a.q.shape[2], D = a.q.shape[3], Dv = a.v.shape[3];
+  const long long Sq = a.q.shape[2], D = a.q.shape[3];
   const long long hk = h / (a.q.shape[1] / a.k.shape[1]);
   const long long row = row0 + warp;
   const bool active = row < Sq;
   const float neg_inf = -INFINITY;
 
   const float* q = static_cast<const float*>(a.q.data);
-  const float* k = static_cast<const float*>(a.k.data);
-  const float* v = static_cast<const float*>(a.v.data);
   const long long key_limit = a.key_lengths ? a.key_lengths[b] : rules.kv_len;
 
   // The block's key range: the union of its rows' intervals within [key_lo, key_hi) (the
@@ -95,13 +94,7 @@ __device__ void attend_rows(const AttentionArgs& a, const MaskRules& rules, long
 
   for (long long k0 = lo_all; k0 < hi_all; k0 += kSimtKeys) {
     __syncthreads();  // the previous tile is no longer read
-    for (int i = static_cast<int>(threadIdx.x); i < kSimtKeys * kSimtMaxDim; i += 32 * kSimtWarps) {
-      const int c = i / kSimtMaxDim, d = i % kSimtMaxDim;
-      const long long j = k0 + c;
-      const bool in = j < hi_all;
-      k_tile[c][d] = in && d < D ? k[b * a.k.strides[0] + hk * a.k.strides[1] + j * a.k.strides[2] + d * a.k.strides[3]] : 0.0f;
-      v_tile[c][d] = in && d < Dv ? v[b * a.v.strides[0] + hk * a.v.strides[1] + j * a.v.strides[2] + d * a.v.strides[3]] : 0.0f;
-    }
+    stage_kv_tile<kSimtKeys, kSimtMaxDim, float>(a, b, hk, k0, hi_all, k_tile, v_tile, static_cast<int>(threadIdx.x), 32 * kSimtWarps);
     __syncthreads();
     if (!active) continue;
     const long long c_end = hi_all - k0 < kSimtKeys ? hi_all - k0 : kSimtKeys;
