@@ -181,6 +181,9 @@ export function cudaAvailability(): CudaAvailability {
   return cuda;
 }
 
+let cudaCalls: Backend | null | undefined;
+
 export function cudaBackend(): Backend | null {
-  return cudaAvailability().available ? backendOf('cuda', nativeAddon().addon!) : null;
+  cudaCalls ??= cudaAvailability().available ? backendOf('cuda', nativeAddon().addon!) : null;
+  return cudaCalls;
 }
