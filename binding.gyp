@@ -39,6 +39,7 @@
         "native/cpu/thread_pool.cpp",
         "native/cpu/kernel_scalar.cpp",
         "native/napi/binding.cpp",
+        "native/napi/async_call.cpp",
         "native/napi/decode.cpp",
         "native/napi/cuda_binding.cpp",
         "native/napi/linear_binding.cpp",

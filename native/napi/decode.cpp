@@ -39,12 +39,13 @@ struct Header {
 // A typed array of exactly `type` (a detached one has no data and length 0, so the bounds
 // checks reject it); recorded as a source of the call.
 Status typed_array(const Napi::Value& value, const char* name, napi_typedarray_type type, const char* type_name,
-                   bool output, void** data, std::int64_t* length, DecodedCall* call) {
+                   Field field, void** data, std::int64_t* length, DecodedCall* call) {
   TypedArrayView view;
   if (!typed_array_view(value, &view) || view.type != type) return Status::type_error(std::string(name) + " must be a " + type_name);
   *data = view.data;
   *length = view.length;
-  call->sources.push_back({value, view.data, view.length * view.element_bytes, view.shared, output});
+  const bool output = field == Field::out || field == Field::lse;
+  call->sources.push_back({value, view.data, view.length * view.element_bytes, view.shared, output, field});
   return Status::success();
 }
 
@@ -70,7 +71,7 @@ Status device_tensor(const Napi::Value& data, const char* name, DType dtype, Ten
 }
 
 Status tensor(const Header& h, int at, const Napi::Value& data, const char* name, const char* shape_name,
-              const char* strides_name, DType dtype, bool output, TensorDesc* desc, DecodedCall* call,
+              const char* strides_name, DType dtype, Field field, TensorDesc* desc, DecodedCall* call,
               bool* resident = nullptr) {
   desc->dtype = dtype;
   const bool f32 = dtype == DType::float32;
@@ -81,7 +82,7 @@ Status tensor(const Header& h, int at, const Napi::Value& data, const char* name
     return s;
   }
   Status s = typed_array(data, name, f32 ? napi_float32_array : napi_uint16_array, f32 ? "Float32Array" : "Uint16Array",
-                         output, &desc->data, &desc->capacity, call);
+                         field, &desc->data, &desc->capacity, call);
   if (s.ok()) s = h.int4(at, shape_name, desc->shape);
   if (s.ok()) s = h.int4(at + 4, strides_name, desc->strides);
   return s;
@@ -112,12 +113,12 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
   s = h.integer(kCudaDevice, "header.cudaDevice", -1, 0, 1024, &cuda_device);
   if (!s.ok()) return s;
   call->device = static_cast<int>(cuda_device) - 1;
-  s = tensor(h, kQShape, info[1], "q", "q.shape", "q.strides", dt, false, &a.q, call, &call->resident.q);
-  if (s.ok()) s = tensor(h, kKShape, info[2], "k", "k.shape", "k.strides", dt, false, &a.k, call, &call->resident.k);
-  if (s.ok()) s = tensor(h, kVShape, info[3], "v", "v.shape", "v.strides", dt, false, &a.v, call, &call->resident.v);
-  if (s.ok()) s = tensor(h, kOutShape, info[4], "out", "out.shape", "out.strides", dt, true, &a.out, call);
+  s = tensor(h, kQShape, info[1], "q", "q.shape", "q.strides", dt, Field::q, &a.q, call, &call->resident.q);
+  if (s.ok()) s = tensor(h, kKShape, info[2], "k", "k.shape", "k.strides", dt, Field::k, &a.k, call, &call->resident.k);
+  if (s.ok()) s = tensor(h, kVShape, info[3], "v", "v.shape", "v.strides", dt, Field::v, &a.v, call, &call->resident.v);
+  if (s.ok()) s = tensor(h, kOutShape, info[4], "out", "out.shape", "out.strides", dt, Field::out, &a.out, call);
   if (s.ok() && !info[5].IsNull() && !info[5].IsUndefined()) {
-    s = tensor(h, kLseShape, info[5], "lse", "lse.shape", "lse.strides", DType::float32, true, &a.lse, call);
+    s = tensor(h, kLseShape, info[5], "lse", "lse.shape", "lse.strides", DType::float32, Field::lse, &a.lse, call);
   }
   if (!s.ok()) return s;
 
@@ -147,8 +148,8 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
     void* ptr = nullptr;
     a.mask.kind = mask_kind == 1 ? MaskKind::boolean : MaskKind::additive;
     s = mask_kind == 1
-            ? typed_array(mask, "options.mask.data", napi_uint8_array, "Uint8Array", false, &ptr, &a.mask.capacity, call)
-            : typed_array(mask, "options.mask.data", napi_float32_array, "Float32Array", false, &ptr, &a.mask.capacity, call);
+            ? typed_array(mask, "options.mask.data", napi_uint8_array, "Uint8Array", Field::mask, &ptr, &a.mask.capacity, call)
+            : typed_array(mask, "options.mask.data", napi_float32_array, "Float32Array", Field::mask, &ptr, &a.mask.capacity, call);
     if (s.ok()) s = h.int4(kMaskStrides, "options.mask.strides", a.mask.strides);
     if (!s.ok()) return s;
     a.mask.data = ptr;
@@ -157,18 +158,32 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
   const Napi::Value lengths = info[7];
   if (!lengths.IsNull() && !lengths.IsUndefined()) {
     void* ptr = nullptr;
-    s = typed_array(lengths, "options.keyLengths", napi_int32_array, "Int32Array", false, &ptr, &a.key_lengths_count, call);
+    s = typed_array(lengths, "options.keyLengths", napi_int32_array, "Int32Array", Field::key_lengths, &ptr, &a.key_lengths_count, call);
     if (!s.ok()) return s;
     a.key_lengths = static_cast<const std::int32_t*>(ptr);
   }
   const Napi::Value slopes = info[8];
   if (!slopes.IsNull() && !slopes.IsUndefined()) {
     void* ptr = nullptr;
-    s = typed_array(slopes, "options.alibiSlopes", napi_float32_array, "Float32Array", false, &ptr, &a.alibi_count, call);
+    s = typed_array(slopes, "options.alibiSlopes", napi_float32_array, "Float32Array", Field::alibi_slopes, &ptr, &a.alibi_count, call);
     if (!s.ok()) return s;
     a.alibi_slopes = static_cast<const float*>(ptr);
   }
   return Status::success();
+}
+
+const void** field_pointer(AttentionArgs& args, Field field) {
+  switch (field) {
+    case Field::q: return const_cast<const void**>(&args.q.data);
+    case Field::k: return const_cast<const void**>(&args.k.data);
+    case Field::v: return const_cast<const void**>(&args.v.data);
+    case Field::out: return const_cast<const void**>(&args.out.data);
+    case Field::lse: return const_cast<const void**>(&args.lse.data);
+    case Field::mask: return &args.mask.data;
+    case Field::key_lengths: return reinterpret_cast<const void**>(&args.key_lengths);
+    case Field::alibi_slopes: return reinterpret_cast<const void**>(&args.alibi_slopes);
+  }
+  return nullptr;
 }
 
 bool typed_array_view(const Napi::Value& value, TypedArrayView* view) {

@@ -14,6 +14,12 @@
 namespace qkv {
 namespace napi {
 
+// The AttentionArgs pointer a Source backs.
+enum class Field : int { q, k, v, out, lse, mask, key_lengths, alibi_slopes };
+
+// Where `field` points in `args` (each field points at its typed array's first element).
+const void** field_pointer(AttentionArgs& args, Field field);
+
 // One typed array a call reads or writes, and where AttentionArgs points into it.
 struct Source {
   Napi::Value array;      // the typed array
@@ -21,6 +27,7 @@ struct Source {
   std::int64_t bytes;     // its byte length
   bool shared;            // backed by a SharedArrayBuffer: can never be detached or shrunk
   bool output;            // written by the call (out, lse)
+  Field field;            // the argument it backs
 };
 
 // What the binding must keep alive while an asynchronous call runs.
