@@ -75,7 +75,7 @@ export function referenceAttention(call: AttentionCall): void {
             const at = b * mask.strides[0] + h * mask.strides[1] + i * mask.strides[2] + j * mask.strides[3];
             if (mask.kind === 'boolean') {
               if (mask.data[at] === 0) s = -Infinity;
-            } else s += mask.data[at];
+            } else s = mask.data[at] === -Infinity ? -Infinity : s + mask.data[at]; // hidden, whatever K holds
           }
           scores[j] = s;
           if (s > max) max = s;

@@ -46,9 +46,18 @@ struct MaskRules {
   }
 };
 
+// Whether the element mask hides key j from query i: boolean 0, or -inf in an additive mask.
+QKV_HOST_DEVICE inline bool element_masked(const AttentionArgs& a, std::int64_t b, std::int64_t h, std::int64_t i,
+                                           std::int64_t j) {
+  if (a.mask.kind == MaskKind::none) return false;
+  const std::int64_t at = b * a.mask.strides[0] + h * a.mask.strides[1] + i * a.mask.strides[2] + j * a.mask.strides[3];
+  if (a.mask.kind == MaskKind::boolean) return static_cast<const std::uint8_t*>(a.mask.data)[at] == 0;
+  return static_cast<const float*>(a.mask.data)[at] == -INFINITY;
+}
+
 // Soft-capping, ALiBi and the element masks applied to the scaled score s of query i and
 // key j (a key inside the row's interval), in the order every kernel applies them. A key the
-// boolean mask removes gives -inf; -inf in an additive mask does the same.
+// mask hides gives -inf whatever s is (a NaN or Inf in K at a hidden key must not leak).
 QKV_HOST_DEVICE inline float masked_score(const AttentionArgs& a, const MaskRules& rules, std::int64_t b,
                                           std::int64_t h, std::int64_t i, std::int64_t j, float s) {
   if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
@@ -59,7 +68,8 @@ QKV_HOST_DEVICE inline float masked_score(const AttentionArgs& a, const MaskRule
     if (a.mask.kind == MaskKind::boolean) {
       if (static_cast<const std::uint8_t*>(a.mask.data)[at] == 0) s = -INFINITY;
     } else {
-      s += static_cast<const float*>(a.mask.data)[at];
+      const float add = static_cast<const float*>(a.mask.data)[at];
+      s = add == -INFINITY ? -INFINITY : s + add;
     }
   }
   return s;

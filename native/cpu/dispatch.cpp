@@ -140,10 +140,12 @@ Status run_with(const AttentionArgs& args, const KernelTable& kernels) {
   const std::int64_t k_floats = plan.B * plan.Hkv * plan.k_head_floats();
   const std::int64_t v_floats = plan.v_direct ? 0 : plan.B * plan.Hkv * plan.v_head_floats();
   const std::int64_t per_slot = plan.workspace_floats();
-  float* memory = arena.get(k_floats + v_floats + per_slot * threads);
+  const std::int64_t flag_floats = (plan.pack_tasks() + 3) / 4;
+  float* memory = arena.get(k_floats + v_floats + flag_floats + per_slot * threads);
   plan.k_packed = memory;
   plan.v_packed = memory + k_floats;
-  float* workspace = memory + k_floats + v_floats;
+  plan.v_nonfinite = reinterpret_cast<std::uint8_t*>(memory + k_floats + v_floats);
+  float* workspace = memory + k_floats + v_floats + flag_floats;
   pool.run(plan.pack_tasks(), threads, [&](std::int64_t task, int) { kernels.pack(plan, task); });
   pool.run(plan.query_tasks(), threads,
            [&](std::int64_t task, int slot) { kernels.query(plan, task, workspace + slot * per_slot); });

@@ -37,6 +37,9 @@ struct Plan {
   float* v_packed;
   // V read in place (fp32, unit stride along Dv, Dv a whole number of vectors): no V packing.
   bool v_direct;
+  // Per (b, kv head, key block): 1 when that block of V holds a NaN or Inf. P·V multiplies a
+  // hidden key's V row by p = 0, and 0 · Inf is NaN, so such blocks skip hidden keys instead.
+  std::uint8_t* v_nonfinite;
 
   // First V row of (b, kv head) for the P·V micro-kernel, and its row stride.
   const float* v_rows(std::int64_t b, std::int64_t hk) const {

@@ -96,7 +96,10 @@ QKV_UNROLL
 
   for (long long k0 = lo_all - lo_all % kMmaKeys; k0 < hi_all; k0 += kMmaKeys) {
     __syncthreads();  // the previous tiles are no longer read
-    stage_kv_tile<kMmaKeys, kMmaMaxDim, std::uint16_t>(a, b, hk, k0, hi_all, k_tile, v_tile, lane, 32);
+    const bool staged_nonfinite =
+        stage_kv_tile<kMmaKeys, kMmaMaxDim, std::uint16_t>(a, b, hk, k0, hi_all, k_tile, v_tile, lane, 32, Half::kExponent);
+    // The block is this one warp: true in every lane when the tile's V holds a NaN or Inf.
+    const bool v_nonfinite = __any_sync(0xffffffffu, staged_nonfinite) != 0;
     __syncthreads();
 
     float s[2][4];  // two 8-key halves of the tile, accumulator layout
@@ -160,6 +163,32 @@ QKV_UNROLL
         o[vt][2 * r] *= alpha;
         o[vt][2 * r + 1] *= alpha;
       }
+    }
+
+    if (v_nonfinite) {
+      // The MMA would multiply a hidden key's V by p = 0, and 0 · Inf is NaN: instead each
+      // lane adds, for its own output elements, the keys its row can see (p rounded as the
+      // MMA path rounds it). Only tiles whose V holds a NaN or Inf come here.
+QKV_UNROLL
+      for (int r = 0; r < 2; ++r) {
+QKV_UNROLL
+        for (int c = 0; c < kMmaKeys; ++c) {
+          // Key c of row g sits in lane 4g + (c % 8) / 2, element (c / 8, 2r + c % 2).
+          const float p = __shfl_sync(0xffffffffu, s[c / 8][2 * r + (c & 1)], (lane & ~3) | ((c % 8) >> 1));
+          const long long j = k0 + c;
+          if (j < iv[r].lo || j >= iv[r].hi || element_masked(a, b, h, rows[r], j)) continue;
+          const float pr = Half::to_float(Half::from_float(p));
+QKV_UNROLL
+          for (int vt = 0; vt < kMmaMaxDim / 8; ++vt) {
+            if (vt >= v_tiles) continue;
+QKV_UNROLL
+            for (int x = 0; x < 2; ++x) {
+              o[vt][2 * r + x] += pr * Half::to_float(v_tile[c][vt * 8 + MmaLayout::c_col(lane, 2 * r + x)]);
+            }
+          }
+        }
+      }
+      continue;
     }
 
     // O += P·V: P's accumulators are already A fragments (keys 0-7 then 8-15 of the tile).

@@ -38,13 +38,17 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const std::uint32_
 
 // The 16-bit input types of the tensor-core kernels: conversion and matching mma.
 struct Float16 {
+  static constexpr std::uint16_t kExponent = 0x7c00;  // all set: Inf or NaN
   __device__ static std::uint16_t from_float(float x) { return float_to_f16(x); }
+  __device__ static float to_float(std::uint16_t x) { return f16_to_float(x); }
   __device__ static void mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4]) {
     mma_m16n8k16_f16(d, a, b, c);
   }
 };
 struct BFloat16 {
+  static constexpr std::uint16_t kExponent = 0x7f80;
   __device__ static std::uint16_t from_float(float x) { return float_to_bf16(x); }
+  __device__ static float to_float(std::uint16_t x) { return bf16_to_float(x); }
   __device__ static void mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4]) {
     mma_m16n8k16_bf16(d, a, b, c);
   }

@@ -249,6 +249,13 @@ inline T __shfl_sync(unsigned /*mask*/, T value, int source_lane, int width = qk
   return qkv_shim::shuffle(value, (lane & ~(width - 1)) | (source_lane & (width - 1)));
 }
 
+// A warp vote: nonzero when any lane's predicate is (every lane must take part, as on sm_70+).
+inline int __any_sync(unsigned mask, int predicate) {
+  int any = predicate != 0;
+  for (int offset = qkv_shim::kWarpSize / 2; offset > 0; offset >>= 1) any |= __shfl_xor_sync(mask, any, offset);
+  return any;
+}
+
 namespace qkv_shim {
 
 // The hardware's fragment layout for mma.sync m16n8k16 with f16/bf16 inputs and f32
