@@ -1,6 +1,7 @@
 // attention() and attentionAsync(): validate, normalise to logical [B, H, S, D] views,
 // allocate outputs, pick a backend.
 import {
+  autoAddon,
   cudaAvailability,
   cudaBackend,
   nativeAddon,
@@ -12,6 +13,7 @@ import { DeviceTensor } from './device-tensor';
 import { referenceBackend } from './backends/reference';
 import type { AttentionCall, Backend } from './backends/types';
 import { normalizeMask, type MaskOptions } from './masks';
+import { checkKeys, float32Option, optionsObject, show, threadsOption } from './options';
 import {
   allocate,
   checkTensor,
@@ -60,7 +62,7 @@ export interface AttentionResult<D extends TensorData = TensorData> {
   lse: Tensor<Float32Array>;
 }
 
-type Input = TensorLike<Float32Array> | TensorLike<Uint16Array> | DeviceTensor;
+export type Input = TensorLike<Float32Array> | TensorLike<Uint16Array> | DeviceTensor;
 
 const DTYPES_SUPPORTED: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 
@@ -101,35 +103,72 @@ function fromLogical(shape: readonly number[], layout: Layout): number[] {
   return layout === 'bhsd' ? [...shape] : [shape[0], shape[2], shape[1], shape[3]];
 }
 
-/** Byte range [begin, end) a view reaches inside its ArrayBuffer, or null when empty. */
-function byteRange(v: View4): [ArrayBufferLike, number, number] | null {
-  if (v.shape.some((d) => d === 0)) return null;
-  const reach = v.shape.reduce((acc, d, i) => acc + (d - 1) * v.strides[i], 0);
-  const begin = v.data.byteOffset;
-  return [v.data.buffer, begin, begin + (reach + 1) * v.data.BYTES_PER_ELEMENT];
+type ByteRange = [ArrayBufferLike, number, number] | null;
+
+/** Byte range [begin, end) a strided view reaches inside its ArrayBuffer, or null when empty. */
+function viewBytes(data: ArrayBufferView, shape: readonly number[], strides: readonly number[]): ByteRange {
+  if (shape.some((d) => d === 0)) return null;
+  const reach = shape.reduce((acc, d, i) => acc + (d - 1) * strides[i], 0);
+  const begin = data.byteOffset;
+  return [data.buffer, begin, begin + (reach + 1) * (data as Float32Array).BYTES_PER_ELEMENT];
 }
 
-function checkNoOverlap(out: View4, inputs: Record<string, View4>): void {
-  const o = byteRange(out);
+const arrayBytes = (a: ArrayBufferView | null): ByteRange =>
+  a && a.byteLength > 0 ? [a.buffer, a.byteOffset, a.byteOffset + a.byteLength] : null;
+
+/** Outputs must not share memory with anything the call reads: kernels read inputs after writing outputs. */
+function checkNoOverlap(out: View4, inputs: Record<string, ByteRange>): void {
+  const o = viewBytes(out.data, out.shape, out.strides);
   if (!o) return;
-  for (const [name, view] of Object.entries(inputs)) {
-    const r = view.resident === undefined ? byteRange(view) : null;
+  for (const [name, r] of Object.entries(inputs)) {
     if (r && r[0] === o[0] && r[1] < o[2] && o[1] < r[2]) {
       throw new RangeError(`qkv: options.out overlaps the memory of ${name}; attention cannot run in place`);
     }
   }
 }
 
-function prepare(
-  q: Input,
-  k: Input,
-  v: Input,
-  options: AttentionOptions,
-): { call: AttentionCall; output: Tensor; backend: Backend } {
-  if (options === null || typeof options !== 'object') throw new TypeError('qkv: options must be an object');
+/** Distinct output elements must have distinct addresses, or parallel writes race. */
+function checkWritesOnce(t: Tensor): void {
+  const shape = t.shape;
+  const strides = t.strides!;
+  if (shape.some((d) => d === 0)) return;
+  const order = shape.map((_, i) => i).sort((a, b) => strides[a] - strides[b]);
+  let span = 0; // highest offset the dimensions seen so far reach
+  for (const d of order) {
+    if (shape[d] <= 1) continue;
+    if (strides[d] <= span) {
+      throw new RangeError(
+        `qkv: options.out: strides ${formatShape(strides)} for shape ${formatShape(shape)} write some elements twice`,
+      );
+    }
+    span += strides[d] * (shape[d] - 1);
+  }
+}
+
+/** Every option attention() takes: one entry per option (TypeScript checks the list is complete). */
+const ATTENTION_OPTIONS: Record<keyof AttentionOptions, true> = {
+  layout: true, scale: true, returnLse: true, out: true, backend: true, device: true, threads: true,
+  causal: true, mask: true, keyLengths: true, window: true, alibiSlopes: true, softcap: true,
+};
+export const ATTENTION_OPTION_KEYS = Object.keys(ATTENTION_OPTIONS) as (keyof AttentionOptions)[];
+
+
+
+/** A validated call, ready to run: nothing is read or written until then. */
+export interface PreparedCall {
+  call: AttentionCall;
+  output: Tensor;
+  backend: Backend;
+  returnLse: boolean;
+}
+
+/** Validates a call completely (the one validation authority for every backend) and allocates its outputs. */
+export function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): PreparedCall {
+  optionsObject(options, 'options');
+  checkKeys(options, ATTENTION_OPTION_KEYS, 'options');
   const layout = options.layout ?? 'bhsd';
   if (layout !== 'bhsd' && layout !== 'bshd') {
-    throw new TypeError(`qkv: options.layout must be 'bhsd' or 'bshd', got ${String(layout)}`);
+    throw new TypeError(`qkv: options.layout must be 'bhsd' or 'bshd', got ${show(layout)}`);
   }
   const qv = input(q, 'q', layout);
   const kv = input(k, 'k', layout);
@@ -153,15 +192,9 @@ function prepare(
     throw new RangeError(`qkv: query heads (${Hq}) must be a multiple of key/value heads (${Hkv}) for GQA/MQA: ${shapes()}`);
   }
 
-  const scale = options.scale ?? 1 / Math.sqrt(D);
-  if (typeof scale !== 'number' || !Number.isFinite(scale)) {
-    throw new RangeError(`qkv: options.scale must be a finite number, got ${String(options.scale)}`);
-  }
+  const scale = float32Option(options.scale ?? 1 / Math.sqrt(D), 'options.scale');
   const masks = normalizeMask(options, B, Hq, Sq, Skv);
-  const threads = options.threads ?? 0;
-  if (!Number.isSafeInteger(threads) || threads < 0 || threads > 1024) {
-    throw new RangeError(`qkv: options.threads must be an integer in [1, 1024], got ${String(options.threads)}`);
-  }
+  const threads = threadsOption(options.threads, 'options.threads');
 
   const { backend, device } = chooseBackend(options.backend, options.device, { q: qv, k: kv, v: vv });
   const outShape = fromLogical([B, Hq, Sq, Dv], layout);
@@ -179,13 +212,22 @@ function prepare(
     const data = F16 ? (new (F16 as unknown as new (n: number) => TensorData)(size)) : allocate(qv.dtype, size);
     output = { data, shape: outShape, dtype: qv.dtype, strides: contiguousStrides(outShape) };
   }
+  checkWritesOnce(output);
   const out = toLogical(output, layout);
-  checkNoOverlap(out, { q: qv, k: kv, v: vv });
+  const host = (view: View4): ByteRange => (view.resident === undefined ? viewBytes(view.data, view.shape, view.strides) : null);
+  checkNoOverlap(out, {
+    q: host(qv),
+    k: host(kv),
+    v: host(vv),
+    'options.mask': masks.mask ? viewBytes(masks.mask.data, [B, Hq, Sq, Skv], masks.mask.strides) : null,
+    'options.keyLengths': arrayBytes(masks.keyLengths),
+    'options.alibiSlopes': arrayBytes(masks.alibiSlopes),
+  });
 
   const lse: View4 | null = options.returnLse
     ? { data: new Float32Array(B * Hq * Sq), dtype: 'float32', shape: [B, Hq, Sq, 1], strides: [Hq * Sq, Sq, 1, 1] }
     : null;
-  return { call: { q: qv, k: kv, v: vv, out, lse, scale, threads, device, ...masks }, output, backend };
+  return { call: { q: qv, k: kv, v: vv, out, lse, scale, threads, device, ...masks }, output, backend, returnLse: !!options.returnLse };
 }
 
 function chooseBackend(
@@ -200,7 +242,7 @@ function chooseBackend(
     if (!cuda) throw new Error(`qkv: backend 'cuda' is unavailable: ${cudaAvailability().reason}`);
     const device = deviceOption ?? resident[0]?.[1].device ?? 0;
     if (!Number.isSafeInteger(device) || device < 0) {
-      throw new RangeError(`qkv: options.device must be a non-negative integer, got ${String(deviceOption)}`);
+      throw new RangeError(`qkv: options.device must be a non-negative integer, got ${show(deviceOption)}`);
     }
     for (const [name, view] of resident) {
       if (view.device !== device) {
@@ -227,13 +269,25 @@ function chooseBackend(
       return { backend: native, device: -1 };
     }
     case 'auto':
-      return { backend: nativeBackend() ?? referenceBackend, device: -1 };
+      return { backend: autoAddon() ? nativeBackend()! : referenceBackend, device: -1 };
     default:
-      throw new TypeError(`qkv: options.backend must be 'auto', 'cpu', 'cuda' or 'js', got ${String(choice)}`);
+      throw new TypeError(`qkv: options.backend must be 'auto', 'cpu', 'cuda' or 'js', got ${show(choice)}`);
   }
 }
 
-function result(call: AttentionCall, output: Tensor, returnLse: boolean | undefined): Tensor | AttentionResult {
+/** Runs a prepared call on the calling thread. */
+export function runPrepared({ call, output, backend, returnLse }: PreparedCall): Tensor | AttentionResult {
+  backend.run(call);
+  return result(call, output, returnLse);
+}
+
+/** Runs a prepared call off the JS thread (on the native backends). */
+export async function runPreparedAsync({ call, output, backend, returnLse }: PreparedCall): Promise<Tensor | AttentionResult> {
+  await backend.runAsync(call);
+  return result(call, output, returnLse);
+}
+
+function result(call: AttentionCall, output: Tensor, returnLse: boolean): Tensor | AttentionResult {
   if (!returnLse) return output;
   const [B, Hq, Sq] = call.q.shape;
   return {
@@ -260,9 +314,7 @@ export function attention<D extends Float32Array | Uint16Array>(
   options?: AttentionOptions,
 ): Tensor<D>;
 export function attention(q: Input, k: Input, v: Input, options: AttentionOptions = {}): Tensor | AttentionResult {
-  const { call, output, backend } = prepare(q, k, v, options);
-  backend.run(call);
-  return result(call, output, options.returnLse);
+  return runPrepared(prepare(q, k, v, options));
 }
 
 /**
@@ -287,9 +339,7 @@ export async function attentionAsync(
   v: Input,
   options: AttentionOptions = {},
 ): Promise<Tensor | AttentionResult> {
-  const { call, output, backend } = prepare(q, k, v, options);
-  await backend.runAsync(call);
-  return result(call, output, options.returnLse);
+  return runPreparedAsync(prepare(q, k, v, options));
 }
 
 export interface BackendsInfo {

@@ -1,6 +1,7 @@
 // DeviceTensor: a tensor held in CUDA device memory, so data many calls share (keys and
 // values above all) crosses to the GPU once instead of on every call. Pass it as q, k or v
 // with backend 'cuda' (or 'auto', which picks CUDA when an input lives there).
+import { checkKeys, optionsObject, show } from './options';
 import { cudaAvailability, nativeAddon } from './backends/native';
 import {
   allocate,
@@ -25,9 +26,10 @@ const DEVICE_DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 const BYTES: Record<DType, number> = { float32: 4, float16: 2, bfloat16: 2 };
 
 function deviceOrdinal(options: DeviceTensorOptions | undefined): number {
+  checkKeys(optionsObject(options, 'DeviceTensor: options'), ['device'], 'DeviceTensor: options');
   const device = options?.device ?? 0;
   if (typeof device !== 'number' || !Number.isSafeInteger(device) || device < 0) {
-    throw new RangeError(`qkv: DeviceTensor: options.device must be a non-negative integer, got ${String(device)}`);
+    throw new RangeError(`qkv: DeviceTensor: options.device must be a non-negative integer, got ${show(device)}`);
   }
   return device;
 }
@@ -55,7 +57,7 @@ export class DeviceTensor {
 
   private constructor(shape: readonly number[], dtype: DType, device: number, view?: { of: DeviceTensor; strides: readonly number[] }) {
     if (!DEVICE_DTYPES.includes(dtype)) {
-      throw new TypeError(`qkv: DeviceTensor: dtype must be one of ${DEVICE_DTYPES.join(', ')}, got ${String(dtype)}`);
+      throw new TypeError(`qkv: DeviceTensor: dtype must be one of ${DEVICE_DTYPES.join(', ')}, got ${show(dtype)}`);
     }
     this.shape = [...shape];
     this.dtype = dtype;
@@ -75,7 +77,7 @@ export class DeviceTensor {
   /** Uninitialised device memory of this shape and dtype. */
   static empty(shape: readonly number[], dtype: DType = 'float32', options?: DeviceTensorOptions): DeviceTensor {
     if (!Array.isArray(shape) || shape.some((d) => typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)) {
-      throw new RangeError(`qkv: DeviceTensor.empty: shape must be an array of non-negative integers, got ${String(shape)}`);
+      throw new RangeError(`qkv: DeviceTensor.empty: shape must be an array of non-negative integers, got ${show(shape)}`);
     }
     return new DeviceTensor(shape, dtype, deviceOrdinal(options));
   }
@@ -95,10 +97,10 @@ export class DeviceTensor {
    */
   narrow(dim: number, length: number): DeviceTensor {
     if (!Number.isSafeInteger(dim) || dim < 0 || dim >= this.shape.length) {
-      throw new RangeError(`qkv: DeviceTensor.narrow: dim must be in [0, ${this.shape.length}), got ${String(dim)}`);
+      throw new RangeError(`qkv: DeviceTensor.narrow: dim must be in [0, ${this.shape.length}), got ${show(dim)}`);
     }
     if (!Number.isSafeInteger(length) || length < 0 || length > this.shape[dim]) {
-      throw new RangeError(`qkv: DeviceTensor.narrow: length must be in [0, ${this.shape[dim]}] for dim ${dim}, got ${String(length)}`);
+      throw new RangeError(`qkv: DeviceTensor.narrow: length must be in [0, ${this.shape[dim]}] for dim ${dim}, got ${show(length)}`);
     }
     const shape = this.shape.map((d, i) => (i === dim ? length : d));
     this.handle(); // a freed tensor has no views

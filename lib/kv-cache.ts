@@ -1,6 +1,7 @@
 // A preallocated key/value cache for incremental decoding: append the new tokens' K and V,
 // then attend with causal 'lower-right' (each new query sees every cached key up to itself).
-import { attention, attentionAsync, type AttentionOptions, type AttentionResult } from './attention';
+import { prepare, runPrepared, runPreparedAsync, type AttentionOptions, type AttentionResult, type PreparedCall } from './attention';
+import { checkKeys, optionsObject, show } from './options';
 import {
   allocate,
   checkTensor,
@@ -33,9 +34,14 @@ export interface KVCacheOptions {
   shared?: boolean;
 }
 
+const KV_CACHE_OPTIONS: Record<keyof KVCacheOptions, true> = {
+  batch: true, heads: true, headDim: true, valueDim: true, capacity: true, dtype: true, window: true, shared: true,
+};
+const KV_CACHE_OPTION_KEYS = Object.keys(KV_CACHE_OPTIONS);
+
 function positiveInt(value: unknown, name: string, min = 1): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new RangeError(`qkv: KVCache: ${name} must be an integer >= ${min}, got ${String(value)}`);
+    throw new RangeError(`qkv: KVCache: ${name} must be an integer >= ${min}, got ${show(value)}`);
   }
   return value;
 }
@@ -56,6 +62,7 @@ export class KVCache {
 
   constructor(options: KVCacheOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('qkv: KVCache: options must be an object');
+    checkKeys(options, KV_CACHE_OPTION_KEYS, 'KVCache: options');
     this.batch = positiveInt(options.batch, 'batch');
     this.heads = positiveInt(options.heads, 'heads');
     this.headDim = positiveInt(options.headDim, 'headDim');
@@ -63,7 +70,7 @@ export class KVCache {
     this.capacity = positiveInt(options.capacity, 'capacity');
     this.dtype = options.dtype ?? 'float32';
     if (!['float32', 'float16', 'bfloat16'].includes(this.dtype)) {
-      throw new TypeError(`qkv: KVCache: dtype must be 'float32', 'float16' or 'bfloat16', got ${String(this.dtype)}`);
+      throw new TypeError(`qkv: KVCache: dtype must be 'float32', 'float16' or 'bfloat16', got ${show(this.dtype)}`);
     }
     if (options.window !== undefined) {
       this.window = positiveInt(options.window, 'window', 0);
@@ -104,6 +111,7 @@ export class KVCache {
 
   /** Forgets every token; the memory is kept. */
   reset(): void {
+    this.#idle('reset');
     this.stored = 0;
     this.evicted = 0;
   }
@@ -113,12 +121,63 @@ export class KVCache {
    * cache's dtype. With a window, tokens no later query can see are evicted first.
    */
   append(k: TensorLike, v: TensorLike): void {
+    this.#idle('append');
+    this.#commit(this.#plan(k, v));
+  }
+
+  /**
+   * Appends the step's K and V, then attends q [B, Hq, T, D] to everything cached with causal
+   * 'lower-right' (and the cache's window). Other options pass through to attention().
+   * Everything is validated before the cache changes: a call that throws leaves it as it was.
+   */
+  attend(q: TensorLike, k: TensorLike, v: TensorLike, options: AttentionOptions = {}): Tensor | AttentionResult {
+    this.#idle('attend');
+    const plan = this.#plan(k, v);
+    const prepared = this.#prepare(q, plan, options);
+    this.#commit(plan);
+    return runPrepared(prepared);
+  }
+
+  /**
+   * attend() off the JS thread; a shared cache (the default) is read in place. Until its
+   * promise settles the cache must not change (the call reads it), so append, attend,
+   * attendAsync and reset throw meanwhile: await each step before the next.
+   */
+  attendAsync(q: TensorLike, k: TensorLike, v: TensorLike, options: AttentionOptions = {}): Promise<Tensor | AttentionResult> {
+    let prepared: PreparedCall;
+    try {
+      this.#idle('attendAsync');
+      const plan = this.#plan(k, v);
+      prepared = this.#prepare(q, plan, options);
+      this.#commit(plan);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#inFlight++;
+    return runPreparedAsync(prepared).finally(() => this.#inFlight--);
+  }
+
+  /** attendAsync calls not settled yet. */
+  #inFlight = 0;
+
+  #idle(method: string): void {
+    if (this.#inFlight > 0) {
+      throw new Error(
+        `qkv: KVCache.${method}: ${this.#inFlight} attendAsync call(s) on this cache have not settled; ` +
+          'the cache cannot change while a call reads it: await each step before the next',
+      );
+    }
+  }
+
+  /** Validates an append of k and v without changing anything; #commit carries it out. */
+  #plan(k: TensorLike, v: TensorLike): { kt: Tensor; vt: Tensor; kept: number } {
     const kt = this.incoming(k, 'k', this.headDim);
     const vt = this.incoming(v, 'v', this.valueDim);
     const T = kt.shape[2];
     if (vt.shape[2] !== T) {
       throw new RangeError(`qkv: KVCache.append: k and v hold different token counts: ${formatShape(kt.shape)} vs ${formatShape(vt.shape)}`);
     }
+    let kept = this.stored;
     if (this.stored + T > this.capacity) {
       if (this.window === undefined) {
         throw new RangeError(
@@ -126,31 +185,44 @@ export class KVCache {
             'make the cache larger or give it a window',
         );
       }
-      this.evict(T);
+      kept = Math.min(this.stored, this.window);
+      if (kept + T > this.capacity) {
+        throw new RangeError(
+          `qkv: KVCache.append: ${T} tokens at once do not fit beside the window of ${this.window} ` +
+            `(capacity ${this.capacity}); append fewer at a time or make the cache larger`,
+        );
+      }
     }
+    return { kt, vt, kept };
+  }
+
+  #commit({ kt, vt, kept }: { kt: Tensor; vt: Tensor; kept: number }): void {
+    if (kept < this.stored) this.evict(kept);
     this.copyIn(kt, this.keyData, this.headDim);
     this.copyIn(vt, this.valueData, this.valueDim);
-    this.stored += T;
+    this.stored += kt.shape[2];
   }
 
-  /**
-   * Appends the step's K and V, then attends q [B, Hq, T, D] to everything cached with causal
-   * 'lower-right' (and the cache's window). Other options pass through to attention().
-   */
-  attend(q: TensorLike, k: TensorLike, v: TensorLike, options: AttentionOptions = {}): Tensor | AttentionResult {
-    this.append(k, v);
-    return attention(q as TensorLike<Float32Array>, this.keys() as TensorLike<Float32Array>, this.values() as TensorLike<Float32Array>, this.attentionOptions(options));
-  }
-
-  /** attend() off the JS thread; a shared cache (the default) is read in place. */
-  attendAsync(q: TensorLike, k: TensorLike, v: TensorLike, options: AttentionOptions = {}): Promise<Tensor | AttentionResult> {
-    this.append(k, v);
-    return attentionAsync(q as TensorLike<Float32Array>, this.keys() as TensorLike<Float32Array>, this.values() as TensorLike<Float32Array>, this.attentionOptions(options));
+  /** The attention call over the cache as it will be after the planned append. */
+  #prepare(q: TensorLike, plan: { kt: Tensor; kept: number }, options: AttentionOptions): PreparedCall {
+    const length = plan.kept + plan.kt.shape[2];
+    return prepare(
+      q as TensorLike<Float32Array>,
+      this.view(this.keyData, this.headDim, length) as TensorLike<Float32Array>,
+      this.view(this.valueData, this.valueDim, length) as TensorLike<Float32Array>,
+      this.attentionOptions(options),
+    );
   }
 
   private attentionOptions(options: AttentionOptions): AttentionOptions {
+    optionsObject(options, 'KVCache.attend: options');
     if (options.layout !== undefined && options.layout !== 'bhsd') {
       throw new RangeError("qkv: KVCache.attend: q must use layout 'bhsd' (the cache's layout)");
+    }
+    if (options.causal !== undefined && options.causal !== true && options.causal !== 'lower-right') {
+      throw new RangeError(
+        `qkv: KVCache.attend: options.causal is always 'lower-right' over a cache (each query sees the cached keys up to itself), got ${show(options.causal)}`,
+      );
     }
     return {
       ...options,
@@ -159,11 +231,11 @@ export class KVCache {
     };
   }
 
-  private view(data: TensorData, dim: number): Tensor {
+  private view(data: TensorData, dim: number, length = this.stored): Tensor {
     return {
       data,
       dtype: this.dtype,
-      shape: [this.batch, this.heads, this.stored, dim],
+      shape: [this.batch, this.heads, length, dim],
       strides: [this.heads * this.capacity * dim, this.capacity * dim, dim, 1],
     };
   }
@@ -180,16 +252,9 @@ export class KVCache {
     return t;
   }
 
-  /** Keeps the last `window` tokens at the front, making room for `incoming` more. */
-  private evict(incoming: number): void {
-    const keep = Math.min(this.stored, this.window!);
-    if (keep + incoming > this.capacity) {
-      throw new RangeError(
-        `qkv: KVCache.append: ${incoming} tokens at once do not fit beside the window of ${this.window} ` +
-          `(capacity ${this.capacity}); append fewer at a time or make the cache larger`,
-      );
-    }
-    const drop = this.stored - keep;
+  /** Keeps the last `kept` tokens at the front (moving them once, not per token). */
+  private evict(kept: number): void {
+    const drop = this.stored - kept;
     for (const [data, dim] of [
       [this.keyData, this.headDim],
       [this.valueData, this.valueDim],
@@ -199,7 +264,7 @@ export class KVCache {
         data.copyWithin(base, base + drop * dim, base + this.stored * dim);
       }
     }
-    this.stored = keep;
+    this.stored = kept;
     this.evicted += drop;
   }
 

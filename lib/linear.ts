@@ -1,7 +1,8 @@
 // Linear layers, y = x·Wᵀ + b, for the projections around attention. The native backend packs
 // W once (into the attention kernel's panel layout) and runs the same register-blocked
 // micro-kernel as Q·Kᵀ; the JS backend is a plain loop with float64 accumulation.
-import { nativeAddon } from './backends/native';
+import { autoAddon, nativeAddon } from './backends/native';
+import { checkKeys, optionsObject, show, threadsOption } from './options';
 import { describe } from './tensor';
 
 export interface LinearOptions {
@@ -19,7 +20,7 @@ function floats(x: unknown, name: string, length: number, what: string): Float32
 
 function dim(x: unknown, name: string, min = 1): number {
   if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < min || x >= 2 ** 31) {
-    throw new RangeError(`qkv: Linear: ${name} must be an integer in [${min}, 2^31), got ${String(x)}`);
+    throw new RangeError(`qkv: Linear: ${name} must be an integer in [${min}, 2^31), got ${show(x)}`);
   }
   return x;
 }
@@ -37,13 +38,16 @@ export class Linear {
     this.outFeatures = dim(outFeatures, 'outFeatures');
     this.inFeatures = dim(inFeatures, 'inFeatures');
     floats(weight, 'weight', outFeatures * inFeatures, `[${outFeatures}, ${inFeatures}]`);
+    optionsObject(options, 'Linear: options');
+    checkKeys(options, ['bias', 'backend'], 'Linear: options');
     const bias = options.bias === undefined ? null : floats(options.bias, 'options.bias', outFeatures, `[${outFeatures}]`);
     const choice = options.backend ?? 'auto';
-    const { addon, error } = nativeAddon();
-    if (choice === 'cpu' && !addon) throw new Error(`qkv: Linear: backend 'cpu' is unavailable: ${error}`);
     if (choice !== 'auto' && choice !== 'cpu' && choice !== 'js') {
-      throw new TypeError(`qkv: Linear: options.backend must be 'auto', 'cpu' or 'js', got ${String(choice)}`);
+      throw new TypeError(`qkv: Linear: options.backend must be 'auto', 'cpu' or 'js', got ${show(choice)}`);
     }
+    const { error } = nativeAddon();
+    const addon = choice === 'auto' ? autoAddon() : choice === 'cpu' ? nativeAddon().addon : null;
+    if (choice === 'cpu' && !addon) throw new Error(`qkv: Linear: backend 'cpu' is unavailable: ${error}`);
     this.backend = choice === 'js' || !addon ? 'js' : 'cpu';
     if (this.backend === 'cpu') {
       this.#handle = addon!.linearPack(weight, outFeatures, inFeatures, bias);
@@ -57,13 +61,14 @@ export class Linear {
   }
 
   /** x: [rows, inFeatures] contiguous → [rows, outFeatures] (into `out` when given; it must not overlap x). */
-  forward(x: Float32Array, rows: number, out?: Float32Array, threads = 0): Float32Array {
+  forward(x: Float32Array, rows: number, out?: Float32Array, threads?: number): Float32Array {
     dim(rows, 'rows', 0);
+    const threadCount = threadsOption(threads, 'Linear.forward: threads');
     floats(x, 'x', rows * this.inFeatures, `[${rows}, ${this.inFeatures}]`);
     const y = out ?? new Float32Array(rows * this.outFeatures);
     floats(y, 'out', rows * this.outFeatures, `[${rows}, ${this.outFeatures}]`);
     if (this.#handle !== null) {
-      nativeAddon().addon!.linearForward(this.#handle, x, rows, y, threads);
+      nativeAddon().addon!.linearForward(this.#handle, x, rows, y, threadCount);
       return y;
     }
     const [n, k, w, b] = [this.outFeatures, this.inFeatures, this.#weight!, this.#bias];

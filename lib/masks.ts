@@ -1,4 +1,5 @@
 // Masking options: validation and normalisation into the form every backend consumes.
+import { checkKeys, show } from './options';
 import { checkTensor, describe, formatShape, type TensorLike } from './tensor';
 
 export type Causal = boolean | 'upper-left' | 'lower-right';
@@ -43,7 +44,7 @@ export interface NormalizedMask {
 function windowBound(value: unknown, name: string): number {
   if (value === undefined || value === Infinity) return -1;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`qkv: options.window.${name} must be a non-negative integer or Infinity, got ${String(value)}`);
+    throw new RangeError(`qkv: options.window.${name} must be a non-negative integer or Infinity, got ${show(value)}`);
   }
   return value;
 }
@@ -91,7 +92,7 @@ function toTypedArray<T extends Int32Array | Float32Array>(
 export function normalizeMask(options: MaskOptions, B: number, Hq: number, Sq: number, Skv: number): NormalizedMask {
   const c = options.causal ?? false;
   if (c !== true && c !== false && c !== 'upper-left' && c !== 'lower-right') {
-    throw new TypeError(`qkv: options.causal must be a boolean, 'upper-left' or 'lower-right', got ${String(c)}`);
+    throw new TypeError(`qkv: options.causal must be a boolean, 'upper-left' or 'lower-right', got ${show(c)}`);
   }
   let windowLeft = -1;
   let windowRight = -1;
@@ -99,6 +100,7 @@ export function normalizeMask(options: MaskOptions, B: number, Hq: number, Sq: n
     if (options.window === null || typeof options.window !== 'object') {
       throw new TypeError(`qkv: options.window must be {left?, right?}, got ${describe(options.window)}`);
     }
+    checkKeys(options.window, ['left', 'right'], 'options.window');
     windowLeft = windowBound(options.window.left, 'left');
     windowRight = windowBound(options.window.right, 'right');
   }
@@ -122,12 +124,16 @@ export function normalizeMask(options: MaskOptions, B: number, Hq: number, Sq: n
     });
   }
 
+  // Kernels use float32: a softcap that rounds to 0 there would silently switch it off.
   let softcap = 0;
   if (options.softcap !== undefined) {
-    if (typeof options.softcap !== 'number' || !Number.isFinite(options.softcap) || options.softcap <= 0) {
-      throw new RangeError(`qkv: options.softcap must be a finite number > 0, got ${String(options.softcap)}`);
+    const x = options.softcap;
+    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(Math.fround(x)) || Math.fround(x) === 0) {
+      throw new RangeError(
+        `qkv: options.softcap must be a float32 number in [1.401298464324817e-45, 3.4028234663852886e38], got ${show(x)}`,
+      );
     }
-    softcap = options.softcap;
+    softcap = Math.fround(x);
   }
 
   return {

@@ -1,8 +1,9 @@
 // MultiHeadAttention: input projections (one fused Q/K/V GEMM for self-attention), attention
 // on strided views of the projection output (no head split/merge copies), output projection.
-import { attention, type AttentionOptions } from './attention';
+import { ATTENTION_OPTION_KEYS, attention, type AttentionOptions } from './attention';
 import { KVCache } from './kv-cache';
 import { Linear } from './linear';
+import { checkKeys, optionsObject, show } from './options';
 import { checkTensor, contiguousData, describe, formatShape, type Tensor, type TensorLike } from './tensor';
 
 /** Separate projection weights, PyTorch nn.Linear layout [out, in], row-major float32. */
@@ -61,9 +62,21 @@ export type MultiHeadForwardOptions = Omit<AttentionOptions, 'layout' | 'out' | 
   cache?: KVCache;
 };
 
+const MODULE_OPTIONS: Record<keyof MultiHeadAttentionOptions, true> = {
+  embedDim: true, numHeads: true, numKvHeads: true, headDim: true, kDim: true, vDim: true, bias: true,
+  batchFirst: true, weights: true, backend: true,
+};
+const SEPARATE_WEIGHTS: Record<keyof SeparateWeights, true> = {
+  q: true, k: true, v: true, o: true, qBias: true, kBias: true, vBias: true, oBias: true,
+};
+const PACKED_WEIGHTS: Record<keyof PackedWeights, true> = { qkv: true, qkvBias: true, o: true, oBias: true };
+/** Attention options forward() sets itself: the layout and outputs are the module's, the backend is chosen at construction. */
+const MODULE_CONTROLLED = ['layout', 'out', 'returnLse', 'backend', 'device'] as const;
+const FORWARD_OPTION_KEYS = [...ATTENTION_OPTION_KEYS.filter((k) => !(MODULE_CONTROLLED as readonly string[]).includes(k)), 'cache'];
+
 function positive(x: unknown, name: string): number {
   if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 1) {
-    throw new RangeError(`qkv: MultiHeadAttention: ${name} must be a positive integer, got ${String(x)}`);
+    throw new RangeError(`qkv: MultiHeadAttention: ${name} must be a positive integer, got ${show(x)}`);
   }
   return x;
 }
@@ -105,6 +118,7 @@ export class MultiHeadAttention {
 
   constructor(options: MultiHeadAttentionOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('qkv: MultiHeadAttention: options must be an object');
+    checkKeys(options, Object.keys(MODULE_OPTIONS), 'MultiHeadAttention: options');
     const E = (this.embedDim = positive(options.embedDim, 'embedDim'));
     const Hq = (this.numHeads = positive(options.numHeads, 'numHeads'));
     const Hkv = (this.numKvHeads = positive(options.numKvHeads ?? Hq, 'numKvHeads'));
@@ -120,18 +134,20 @@ export class MultiHeadAttention {
     const withBias = options.bias ?? true;
     const w = options.weights;
     if (w === null || typeof w !== 'object') throw new TypeError('qkv: MultiHeadAttention: weights must be an object');
+    checkKeys(w, Object.keys('qkv' in w ? PACKED_WEIGHTS : SEPARATE_WEIGHTS), 'MultiHeadAttention: weights');
     const bias = (x: unknown, name: string, n: number): Float32Array | undefined => {
       if (!withBias) {
         if (x !== undefined) throw new TypeError(`qkv: MultiHeadAttention: weights.${name} given but bias is false`);
         return undefined;
       }
       if (x === undefined) throw new TypeError(`qkv: MultiHeadAttention: weights.${name} is missing (bias is true; pass bias: false for none)`);
-      return weight(x, name, n, 1);
+      return weight(x, name, n, 1).slice();
     };
     const [nq, nkv] = [Hq * hd, Hkv * hd];
     if ('qkv' in w) {
       if (this.kDim !== E || this.vDim !== E) throw new RangeError('qkv: MultiHeadAttention: packed qkv weights need kDim = vDim = embedDim');
-      const qkv = weight(w.qkv, 'qkv', nq + 2 * nkv, E);
+      // Copied: the layer must not change when the caller's arrays do.
+      const qkv = weight(w.qkv, 'qkv', nq + 2 * nkv, E).slice();
       const b = bias(w.qkvBias, 'qkvBias', nq + 2 * nkv);
       this.#w = {
         q: qkv.subarray(0, nq * E),
@@ -143,9 +159,9 @@ export class MultiHeadAttention {
       };
     } else {
       this.#w = {
-        q: weight(w.q, 'q', nq, E),
-        k: weight(w.k, 'k', nkv, this.kDim),
-        v: weight(w.v, 'v', nkv, this.vDim),
+        q: weight(w.q, 'q', nq, E).slice(),
+        k: weight(w.k, 'k', nkv, this.kDim).slice(),
+        v: weight(w.v, 'v', nkv, this.vDim).slice(),
         qb: bias(w.qBias, 'qBias', nq),
         kb: bias(w.kBias, 'kBias', nkv),
         vb: bias(w.vBias, 'vBias', nkv),
@@ -172,7 +188,17 @@ export class MultiHeadAttention {
     if (!selfAttention && (key === undefined || value === undefined)) {
       throw new TypeError('qkv: MultiHeadAttention.forward: give both key and value, or neither (self-attention)');
     }
-    const { cache, ...attentionOptions } = options ?? {};
+    optionsObject(options, 'MultiHeadAttention.forward: options');
+    for (const key of MODULE_CONTROLLED) {
+      if (key in options) {
+        throw new TypeError(
+          `qkv: MultiHeadAttention.forward: options.${key} is set by the layer itself and cannot be given ` +
+            '(the layout and outputs are its own; choose the backend at construction)',
+        );
+      }
+    }
+    checkKeys(options, FORWARD_OPTION_KEYS, 'MultiHeadAttention.forward: options');
+    const { cache, ...attentionOptions } = options;
     const x = this.#input(query, 'query', this.embedDim);
     const [B, Sq] = x.bs;
     const [Hq, Hkv, hd] = [this.numHeads, this.numKvHeads, this.headDim];

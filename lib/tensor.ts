@@ -1,6 +1,7 @@
 // Tensors are plain objects over typed arrays: {data, shape, dtype, strides?}. Strides are
 // in elements; a view (split heads, a slice of a packed projection) is new strides over the
 // same data, never a copy.
+import { checkKeys, optionsObject, show } from './options';
 
 /**
  * Element types of q, k, v and out. float16/bfloat16 data are raw bits in a Uint16Array;
@@ -106,7 +107,7 @@ function checkDims(values: unknown, name: string, what: 'shape' | 'strides'): nu
   const list = Array.from(values as ArrayLike<unknown>);
   list.forEach((d, i) => {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw new RangeError(`qkv: ${name}.${what}[${i}] must be a non-negative integer, got ${String(d)}`);
+      throw new RangeError(`qkv: ${name}.${what}[${i}] must be a non-negative integer, got ${show(d)}`);
     }
   });
   return list as number[];
@@ -123,7 +124,7 @@ export function checkTensor(t: unknown, name: string): Tensor {
   const like = t as TensorLike;
   const dtype = like.dtype ?? inferDType(like.data, name);
   const kind = arrayTypeOf[dtype];
-  if (!kind) throw new TypeError(`qkv: ${name}.dtype must be one of ${Object.keys(arrayTypeOf).join(', ')}, got ${String(dtype)}`);
+  if (!kind) throw new TypeError(`qkv: ${name}.dtype must be one of ${Object.keys(arrayTypeOf).join(', ')}, got ${show(dtype)}`);
   if (!(like.data instanceof kind.ctor) && !(dtype === 'float16' && isFloat16Array(like.data))) {
     throw new TypeError(`qkv: ${name}: dtype ${dtype} needs its data in a ${kind.label}, got ${describe(like.data)}`);
   }
@@ -154,6 +155,8 @@ export function tensor<D extends TensorData>(
   shape: readonly number[],
   options: { dtype?: DType | MaskDType; strides?: readonly number[] } = {},
 ): Tensor<D> {
+  optionsObject(options, 'tensor: options');
+  checkKeys(options, ['dtype', 'strides'], 'tensor: options');
   return checkTensor({ data, shape, dtype: options.dtype, strides: options.strides }, 'tensor') as Tensor<D>;
 }
 

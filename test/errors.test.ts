@@ -33,7 +33,8 @@ const bad: Call[] = [
   ['GQA not a multiple', f32([1, 3, 3, 4]), k, v, {}, RangeError, /query heads \(3\) must be a multiple of key\/value heads \(2\)/],
   ['zero heads', f32([1, 0, 3, 4]), f32([1, 0, 5, 4]), f32([1, 0, 5, 4]), {}, RangeError, /heads and head dims must be >= 1/],
   ['layout', q, k, v, { layout: 'hbsd' as never }, TypeError, /options\.layout/],
-  ['scale NaN', q, k, v, { scale: NaN }, RangeError, /options\.scale must be a finite number/],
+  ['scale NaN', q, k, v, { scale: NaN }, RangeError, /options\.scale must be a finite float32 number .*got NaN/],
+  ['scale beyond float32', q, k, v, { scale: 1e39 }, RangeError, /options\.scale must be a finite float32 number .*got 1e\+39/],
   ['scale string', q, k, v, { scale: '1' as never }, RangeError, /options\.scale/],
   ['causal', q, k, v, { causal: 'yes' as never }, TypeError, /options\.causal/],
   ['mask shape', q, k, v, { mask: { data: new Uint8Array(4), shape: [4] } }, RangeError, /options\.mask: shape \[4\] does not broadcast to \[B, Hq, Sq, Skv\] = \[1, 2, 3, 5\]/],
@@ -48,7 +49,19 @@ const bad: Call[] = [
   ['window type', q, k, v, { window: 3 as never }, TypeError, /options\.window must be/],
   ['alibi count', q, k, v, { alibiSlopes: [1] }, RangeError, /options\.alibiSlopes must have 2 entries/],
   ['alibi NaN', q, k, v, { alibiSlopes: [1, NaN] }, RangeError, /alibiSlopes\[1\] must be finite/],
-  ['softcap 0', q, k, v, { softcap: 0 }, RangeError, /options\.softcap must be a finite number > 0/],
+  ['softcap 0', q, k, v, { softcap: 0 }, RangeError, /options\.softcap must be a float32 number in \[1\.4/],
+  ['softcap rounds to 0 in float32', q, k, v, { softcap: 1e-50 }, RangeError, /options\.softcap .*got 1e-50/],
+  ['softcap beyond float32', q, k, v, { softcap: 1e39 }, RangeError, /options\.softcap/],
+  ['misspelt option', q, k, v, { casual: true } as never, TypeError, /options: unknown option 'casual' \(did you mean 'causal'\?\)/],
+  ['misspelt window bound', q, k, v, { window: { lft: 2 } } as never, TypeError, /options\.window: unknown option 'lft' \(did you mean 'left'\?\)/],
+  ['unknown option, nothing near', q, k, v, { zzzzzzzz: 1 } as never, TypeError, /unknown option 'zzzzzzzz'; valid options: 'layout'/],
+  ['layout string quoted', q, k, v, { layout: 'bsdh' as never }, TypeError, /got 'bsdh'/],
+  ['out writes an element twice', q, k, v, { out: { data: new Float32Array(24), shape: [1, 2, 3, 4], strides: [12, 6, 2, 1] } }, RangeError, /options\.out: strides \[12, 6, 2, 1\] for shape \[1, 2, 3, 4\] write some elements twice/],
+  ['out overlaps the mask', q, k, v, (() => { const m = new Float32Array(64); return { mask: { data: m.subarray(0, 15), shape: [3, 5] }, out: { data: m.subarray(10, 34), shape: [1, 2, 3, 4] } }; })(), RangeError, /options\.out overlaps the memory of options\.mask/],
+  ['out overlaps keyLengths', q, k, v, (() => { const b = new ArrayBuffer(256); return { keyLengths: new Int32Array(b, 0, 1).fill(5), out: { data: new Float32Array(b, 0, 24), shape: [1, 2, 3, 4] } }; })(), RangeError, /options\.out overlaps the memory of options\.keyLengths/],
+  ['out overlaps alibiSlopes', q, k, v, (() => { const b = new Float32Array(64); return { alibiSlopes: b.subarray(30, 32), out: { data: b.subarray(8, 32), shape: [1, 2, 3, 4] } }; })(), RangeError, /options\.out overlaps the memory of options\.alibiSlopes/],
+  ['threads 0', q, k, v, { threads: 0 }, RangeError, /options\.threads must be an integer in \[1, 1024\]/],
+  ['threads -1', q, k, v, { threads: -1 }, RangeError, /options\.threads must be an integer in \[1, 1024\]/],
   ['out shape', q, k, v, { out: f32([1, 2, 3, 5]) }, RangeError, /options\.out: shape must be \[1, 2, 3, 4\], got \[1, 2, 3, 5\]/],
   ['out dtype', q, k, v, { out: { data: new Uint8Array(24), shape: [1, 2, 3, 4] } }, TypeError, /options\.out: dtype must be float32/],
   ['out aliases q', q, k, v, { out: q }, RangeError, /options\.out overlaps the memory of q/],
@@ -57,8 +70,10 @@ const bad: Call[] = [
   ['options null', q, k, v, null as never, TypeError, /options must be an object/],
 ];
 
-describe.each(['js', 'cpu'] as const)('attention() rejects bad input, backend %s', (backend) => {
-  it.runIf(backend === 'js' || backends().cpu.available).each(bad)('%s', (_, q_, k_, v_, options, type, message) => {
+// Every backend rejects exactly the same calls with the same messages (one validation authority).
+const BACKENDS = ['js', 'cpu', ...(backends().cuda.available ? (['cuda'] as const) : [])] as const;
+describe.each(BACKENDS)('attention() rejects bad input, backend %s', (backend) => {
+  it.runIf(backend !== 'cpu' || backends().cpu.available).each(bad)('%s', (_, q_, k_, v_, options, type, message) => {
     const opts = options === null ? (null as never) : { backend, ...options };
     expect(() => attention(q_ as never, k_ as never, v_ as never, opts)).toThrow(type);
     expect(() => attention(q_ as never, k_ as never, v_ as never, opts)).toThrow(message);
@@ -144,6 +159,10 @@ describe.runIf(backends().cpu.available)('native binding re-checks its arguments
     ['lse shape', (a) => ((a[5] = new Float32Array(6)), hdr(a).set([1, 2, 3, 2, 6, 3, 1, 1], H.lseShape)), RangeError, /lse: shape/],
     ['scale Infinity', (a) => (hdr(a)[H.scale] = Infinity), RangeError, /scale must be finite/],
     ['softcap negative', (a) => (hdr(a)[H.softcap] = -1), RangeError, /softcap must be/],
+    ['softcap rounds to 0', (a) => (hdr(a)[H.softcap] = 1e-50), RangeError, /options\.softcap must be a float32 number/],
+    ['scale overflows float32', (a) => (hdr(a)[H.scale] = 1e39), RangeError, /scale must be finite/],
+    ['out overlaps keyLengths', (a) => { const b = new ArrayBuffer(200); a[4] = new Float32Array(b, 0, 24); a[7] = new Int32Array(b, 16, 1).fill(5); }, RangeError, /out overlaps the memory of keyLengths/],
+    ['lse overlaps alibiSlopes', (a) => { const b = new Float32Array(64); a[5] = b.subarray(0, 6); hdr(a).set([1, 2, 3, 1, 3, 3, 1, 1], H.lseShape); a[8] = b.subarray(4, 6); }, RangeError, /lse overlaps the memory of alibiSlopes/],
     ['causal 2', (a) => (hdr(a)[H.causal] = 2), RangeError, /options\.causal must be an integer in \[0, 1\]/],
     ['alignment', (a) => (hdr(a)[H.alignment] = 0.5), RangeError, /options\.alignment/],
     ['window -2', (a) => (hdr(a)[H.windowLeft] = -2), RangeError, /options\.window\.left/],

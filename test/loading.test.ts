@@ -77,3 +77,48 @@ describe.runIf(backends().cpu.available)('worker_threads', () => {
     }
   });
 });
+
+describe('when the native addon cannot be used', () => {
+  const script = `
+const qkv = require(${JSON.stringify(cjs)});
+const t = { data: Float32Array.from({ length: 32 }, (_, i) => Math.sin(i)), shape: [1, 1, 4, 8] };
+try {
+  qkv.attention(t, t, t);
+  qkv.attention(t, t, t);
+  console.log('ran on ' + qkv.backends().default);
+} catch (e) { console.log('threw ' + e.constructor.name + ': ' + e.message); }
+`;
+  const runWith = (env: Record<string, string>, cwd = root) => {
+    const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+    const r = spawnSync(process.execPath, ['-e', script], { cwd, env: { ...process.env, ...env }, encoding: 'utf8' });
+    return { stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it('an explicit QKV_NATIVE_PATH that does not exist is an error, not a silent fallback', () => {
+    const { stdout } = runWith({ QKV_NATIVE_PATH: '/nonexistent/qkv.node' });
+    expect(stdout).toMatch(/threw Error: qkv: the native addon named by QKV_NATIVE_PATH cannot be used: QKV_NATIVE_PATH=\/nonexistent\/qkv.node does not exist/);
+  });
+
+  it('an explicit QKV_NATIVE_PATH that is not an addon is an error', () => {
+    const { stdout } = runWith({ QKV_NATIVE_PATH: join(root, 'package.json') });
+    expect(stdout).toMatch(/threw Error: qkv: the native addon named by QKV_NATIVE_PATH cannot be used: native addon failed to load from .*package\.json/);
+  });
+
+  it('an addon that is simply not built falls back to JS with one warning saying why', () => {
+    const { mkdtempSync, cpSync } = require('node:fs') as typeof import('node:fs');
+    const { tmpdir } = require('node:os') as typeof import('node:os');
+    const copy = mkdtempSync(join(tmpdir(), 'qkv-nobuild-'));
+    cpSync(join(root, 'package.json'), join(copy, 'package.json'));
+    cpSync(join(root, 'dist'), join(copy, 'dist'), { recursive: true });
+    const cjsCopy = join(copy, 'dist', 'cjs', 'index.js');
+    const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+    const r = spawnSync(process.execPath, ['-e', script.replace(JSON.stringify(cjs), JSON.stringify(cjsCopy))], {
+      env: { ...process.env, QKV_NATIVE_PATH: '' },
+      encoding: 'utf8',
+    });
+    expect(r.stdout).toMatch(/ran on js/);
+    const warnings = r.stderr.split('\n').filter((line) => line.includes('QKV_JS_FALLBACK'));
+    expect(warnings).toHaveLength(1);
+    expect(r.stderr).toMatch(/native addon is unavailable \(native addon not built \(looked for .*qkv-nobuild-.*build\/Release\/qkv\.node/);
+  });
+});

@@ -59,24 +59,58 @@ function packageRoot(): string {
   }
 }
 
-function load(): { addon: NativeAddon | null; path: string | null; error: string | null } {
-  const candidates = process.env.QKV_NATIVE_PATH
-    ? [process.env.QKV_NATIVE_PATH]
+interface Loaded {
+  addon: NativeAddon | null;
+  path: string | null;
+  error: string | null;
+  /** The path came from QKV_NATIVE_PATH: failing to load it is an error, never a fallback. */
+  explicit: boolean;
+}
+
+function load(): Loaded {
+  const explicit = !!process.env.QKV_NATIVE_PATH;
+  const candidates = explicit
+    ? [process.env.QKV_NATIVE_PATH!]
     : ['Release', 'Debug'].map((config) => join(packageRoot(), 'build', config, 'qkv.node'));
   const path = candidates.find((p) => existsSync(p));
-  if (!path) return { addon: null, path: null, error: `native addon not built (looked for ${candidates.join(', ')})` };
+  if (!path) {
+    const error = explicit
+      ? `QKV_NATIVE_PATH=${candidates[0]} does not exist`
+      : `native addon not built (looked for ${candidates.join(', ')})`;
+    return { addon: null, path: null, error, explicit };
+  }
   try {
     const module = { exports: {} as NativeAddon };
     process.dlopen(module, path);
-    return { addon: module.exports, path, error: null };
+    return { addon: module.exports, path, error: null, explicit };
   } catch (e) {
-    return { addon: null, path, error: `native addon failed to load from ${path}: ${(e as Error).message}` };
+    return { addon: null, path, error: `native addon failed to load from ${path}: ${(e as Error).message}`, explicit };
   }
 }
 
-let loaded: ReturnType<typeof load> | undefined;
+let loaded: Loaded | undefined;
+let warned = false;
 
-export function nativeAddon(): ReturnType<typeof load> {
+/**
+ * The addon for a caller that asked for no backend in particular ('auto'), or null when the
+ * pure-JS backend must stand in. Standing in is announced once per process with the reason
+ * (it is ~300× slower); an explicit QKV_NATIVE_PATH that does not load is an error instead.
+ */
+export function autoAddon(): NativeAddon | null {
+  const { addon, error, explicit } = nativeAddon();
+  if (addon) return addon;
+  if (explicit) throw new Error(`qkv: the native addon named by QKV_NATIVE_PATH cannot be used: ${error}`);
+  if (!warned) {
+    warned = true;
+    process.emitWarning(`the native addon is unavailable (${error}); using the pure-JS backend, which is far slower`, {
+      type: 'QkvWarning',
+      code: 'QKV_JS_FALLBACK',
+    });
+  }
+  return null;
+}
+
+export function nativeAddon(): Loaded {
   loaded ??= load();
   return loaded;
 }

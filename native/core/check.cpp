@@ -65,6 +65,9 @@ Status check_view(const char* name, const std::int64_t* shape, const std::int64_
 
 // Distinct output elements must map to distinct addresses, or parallel writes race.
 bool strides_are_injective(const std::int64_t* shape, const std::int64_t* strides) {
+  for (int i = 0; i < 4; ++i) {
+    if (shape[i] == 0) return true;  // no element at all
+  }
   int order[4] = {0, 1, 2, 3};
   for (int i = 1; i < 4; ++i) {
     for (int j = i; j > 0 && strides[order[j]] < strides[order[j - 1]]; --j) {
@@ -214,10 +217,10 @@ Status check(const AttentionArgs& a) {
                                  "), got " + std::to_string(a.key_lengths_count));
     }
     for (std::int64_t b = 0; b < B; ++b) {
-      if (a.key_lengths[b] < 0 || a.key_lengths[b] > Skv) {
-        return Status::range_error("keyLengths[" + std::to_string(b) + "] = " +
-                                   std::to_string(a.key_lengths[b]) + " is outside [0, " +
-                                   std::to_string(Skv) + "]");
+      const std::int32_t length = a.key_lengths[b];  // read once: shared memory may change under us
+      if (length < 0 || length > Skv) {
+        return Status::range_error("keyLengths[" + std::to_string(b) + "] = " + std::to_string(length) +
+                                   " is outside [0, " + std::to_string(Skv) + "]");
       }
     }
   }
@@ -234,14 +237,17 @@ Status check(const AttentionArgs& a) {
   }
 
   // Outputs must not alias inputs: a kernel may read an input after writing the output.
-  const ByteRange inputs[4] = {byte_range(a.q.data, reach[0], dtype_size(a.q.dtype)),
+  // keyLengths and alibiSlopes too: kernels read them while outputs are being written.
+  const ByteRange inputs[6] = {byte_range(a.q.data, reach[0], dtype_size(a.q.dtype)),
                                byte_range(a.k.data, reach[1], dtype_size(a.k.dtype)),
                                byte_range(a.v.data, reach[2], dtype_size(a.v.dtype)),
-                               byte_range(a.mask.data, mask_reach, a.mask.kind == MaskKind::boolean ? 1 : 4)};
-  const char* input_names[4] = {"q", "k", "v", "mask"};
+                               byte_range(a.mask.data, mask_reach, a.mask.kind == MaskKind::boolean ? 1 : 4),
+                               byte_range(a.key_lengths, a.key_lengths ? a.key_lengths_count - 1 : -1, 4),
+                               byte_range(a.alibi_slopes, a.alibi_slopes ? a.alibi_count - 1 : -1, 4)};
+  const char* input_names[6] = {"q", "k", "v", "mask", "keyLengths", "alibiSlopes"};
   const char* output_names[2] = {"out", "lse"};
   for (int o = 0; o < 2; ++o) {
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < 6; ++i) {
       if (overlaps(outputs[o], inputs[i])) {
         return Status::range_error(std::string(output_names[o]) + " overlaps the memory of " + input_names[i]);
       }

@@ -122,8 +122,14 @@ Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
   }
   if (!s.ok()) return s;
 
+  // Kernels run in float32; check() rejects a scale or softcap that overflows it, and a
+  // positive softcap that rounds to 0 would silently switch it off.
   a.scale = static_cast<float>(h.values[kScale]);
   a.softcap = static_cast<float>(h.values[kSoftcap]);
+  if (h.values[kSoftcap] > 0.0 && a.softcap == 0.0f) {
+    return Status::range_error("options.softcap must be a float32 number in [1.401298464324817e-45, "
+                               "3.4028234663852886e38], got " + std::to_string(h.values[kSoftcap]));
+  }
   std::int64_t flag = 0;
   s = h.integer(kCausal, "options.causal", -1, 0, 1, &flag);
   if (!s.ok()) return s;
