@@ -108,3 +108,33 @@ describe.runIf(native)('many calls', () => {
     expect(grown).toBeLessThan(48);
   });
 });
+
+describe.runIf(native && process.platform === 'linux')('threads follow the CPUs the process may use', () => {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const { join } = require('node:path') as typeof import('node:path');
+  const cjs = JSON.stringify(join(__dirname, '..', 'dist', 'cjs', 'index.js'));
+
+  it.runIf(spawnSync('taskset', ['-c', '0', 'true']).status === 0)('the default honours the affinity mask (taskset)', () => {
+    const r = spawnSync('taskset', ['-c', '0', process.execPath, '-e', `console.log(require(${cjs}).backends().cpu.capabilities.threads)`], {
+      encoding: 'utf8',
+      env: { ...process.env, QKV_THREADS: '' },
+    });
+    expect(r.stdout.trim()).toBe('1');
+  });
+
+  it('threads: 1024 does not leave hundreds of OS threads behind', () => {
+    const script = `
+      const fs = require('node:fs');
+      const qkv = require(${cjs});
+      const threads = () => fs.readdirSync('/proc/self/task').length;
+      const x = { data: Float32Array.from({ length: 8 * 256 * 32 }, (_, i) => Math.sin(i)), shape: [1, 8, 256, 32] };
+      qkv.attention(x, x, x, { backend: 'cpu' });
+      const before = threads();
+      qkv.attention(x, x, x, { backend: 'cpu', threads: 1024 });
+      console.log(JSON.stringify({ before, after: threads(), cpus: qkv.backends().cpu.capabilities.threads }));
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, QKV_THREADS: '' } });
+    const { before, after, cpus } = JSON.parse(r.stdout);
+    expect(after - before).toBeLessThanOrEqual(cpus);
+  });
+});

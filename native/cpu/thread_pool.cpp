@@ -2,9 +2,16 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 namespace qkv {
 namespace cpu {
@@ -20,9 +27,41 @@ int env_int(const char* name, long min, long max, int fallback) {
   return end != env && *end == '\0' && n >= min && n <= max ? static_cast<int>(n) : fallback;
 }
 
-int hardware_threads() {
+#if defined(__linux__)
+// CPUs a cgroup quota allows (cgroup v2 cpu.max, else v1 cfs quota/period), rounded up;
+// 0 when there is no quota.
+int cgroup_cpu_limit() {
+  double quota = -1, period = -1;
+  if (std::FILE* f = std::fopen("/sys/fs/cgroup/cpu.max", "r")) {
+    char text[64] = {0};
+    if (std::fscanf(f, "%63s %lf", text, &period) == 2 && std::string(text) != "max") quota = std::atof(text);
+    std::fclose(f);
+  } else if (std::FILE* q = std::fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r")) {
+    if (std::fscanf(q, "%lf", &quota) != 1) quota = -1;
+    std::fclose(q);
+    if (std::FILE* p = std::fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r")) {
+      if (std::fscanf(p, "%lf", &period) != 1) period = -1;
+      std::fclose(p);
+    }
+  }
+  if (quota <= 0 || period <= 0) return 0;
+  return static_cast<int>(std::ceil(quota / period));
+}
+#endif
+
+// CPUs this process may run on: the affinity mask (taskset, cpusets) and any cgroup CPU
+// quota (containers), else what the hardware has.
+int available_cpus() {
   const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  int cpus = hw == 0 ? 1 : static_cast<int>(hw);
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cpus = CPU_COUNT(&set);
+  const int quota = cgroup_cpu_limit();
+  if (quota > 0 && quota < cpus) cpus = quota;
+#endif
+  return cpus < 1 ? 1 : cpus;
 }
 
 }  // namespace
@@ -33,7 +72,8 @@ ThreadPool& ThreadPool::instance() {
 }
 
 ThreadPool::ThreadPool()
-    : default_threads_(env_int("QKV_THREADS", 1, 1024, hardware_threads())),
+    : default_threads_(env_int("QKV_THREADS", 1, 1024, available_cpus())),
+      max_threads_(std::max(default_threads_, available_cpus())),
       spin_us_(env_int("QKV_SPIN_US", 0, 100000, 200)) {}
 
 ThreadPool::~ThreadPool() {
@@ -94,6 +134,8 @@ void ThreadPool::worker_loop(int slot) {
 }
 
 void ThreadPool::run(std::int64_t tasks, int threads, const Task& fn) {
+  // More threads than CPUs cannot be faster, and each would live as long as the process.
+  if (threads > max_threads_) threads = max_threads_;
   if (threads > tasks) threads = static_cast<int>(tasks);
   std::unique_lock<std::mutex> owner(busy_, std::try_to_lock);
   if (threads <= 1 || !owner.owns_lock()) {

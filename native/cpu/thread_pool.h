@@ -21,8 +21,11 @@ class ThreadPool {
 
   static ThreadPool& instance();
 
-  // Threads a call uses by default: QKV_THREADS if set, else the hardware's count.
+  // Threads a call uses by default: QKV_THREADS if set, else the CPUs this process may use
+  // (affinity mask and cgroup quota).
   int default_threads() const { return default_threads_; }
+  // The most threads a call gets: the larger of the default and the CPUs available.
+  int max_threads() const { return max_threads_; }
 
   // Runs fn(t, slot) for t in [0, tasks) on up to `threads` threads, slot in [0, threads).
   // Returns once every task has finished.
@@ -41,6 +44,7 @@ class ThreadPool {
   void work(int slot);
 
   int default_threads_;
+  int max_threads_;
   std::mutex busy_;  // held by the call that owns the workers
 
   std::mutex mutex_;

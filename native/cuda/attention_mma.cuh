@@ -19,8 +19,10 @@
 // shim's compiler needs no hint.
 #if defined(__CUDACC__)
 #define QKV_UNROLL _Pragma("unroll")
+#define QKV_NO_UNROLL _Pragma("unroll 1")
 #else
 #define QKV_UNROLL
+#define QKV_NO_UNROLL
 #endif
 
 namespace qkv {
@@ -171,10 +173,12 @@ QKV_UNROLL
       // MMA path rounds it). Only tiles whose V holds a NaN or Inf come here.
 QKV_UNROLL
       for (int r = 0; r < 2; ++r) {
-QKV_UNROLL
+QKV_NO_UNROLL
         for (int c = 0; c < kMmaKeys; ++c) {
-          // Key c of row g sits in lane 4g + (c % 8) / 2, element (c / 8, 2r + c % 2).
-          const float p = __shfl_sync(0xffffffffu, s[c / 8][2 * r + (c & 1)], (lane & ~3) | ((c % 8) >> 1));
+          // Key c of row g sits in lane 4g + (c % 8) / 2, element (c / 8, 2r + c % 2); selected
+          // without indexing by c, so that s stays in registers.
+          const float mine = c < 8 ? ((c & 1) ? s[0][2 * r + 1] : s[0][2 * r]) : ((c & 1) ? s[1][2 * r + 1] : s[1][2 * r]);
+          const float p = __shfl_sync(0xffffffffu, mine, (lane & ~3) | ((c % 8) >> 1));
           const long long j = k0 + c;
           if (j < iv[r].lo || j >= iv[r].hi || element_masked(a, b, h, rows[r], j)) continue;
           const float pr = Half::to_float(Half::from_float(p));
