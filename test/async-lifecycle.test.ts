@@ -158,3 +158,49 @@ describe.runIf(native)('Worker.terminate() with attentionAsync calls in flight',
     }, 60_000);
   }
 });
+
+// The budget for the copies of calls in flight is read once per process: these run in a
+// child with a small one (QKV_ASYNC_MEMORY_MB=1).
+describe.runIf(native)('the memory budget of pending asynchronous calls', () => {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const { join } = require('node:path') as typeof import('node:path');
+  const cjs = JSON.stringify(join(__dirname, '..', 'dist', 'cjs', 'index.js'));
+  const child = (script: string) => {
+    const r = spawnSync(process.execPath, ['-e', `const qkv = require(${cjs});\n${script}`], {
+      encoding: 'utf8',
+      env: { ...process.env, QKV_ASYNC_MEMORY_MB: '1' },
+    });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout);
+  };
+
+  it('calls beyond the budget wait their turn and all give the sync result', () => {
+    const result = child(`
+      const shape = [1, 2, 200, 64];
+      const make = (s) => Float32Array.from({ length: 2 * 200 * 64 }, (_, i) => Math.sin(i * 0.1 + s));
+      const calls = Array.from({ length: 120 }, (_, i) => [make(i), make(i + 0.5), make(i + 0.25)].map((data) => ({ data, shape })));
+      const expected = calls.map((c) => qkv.attention(...c, { causal: true }).data);
+      Promise.all(calls.map((c) => qkv.attentionAsync(...c, { causal: true }))).then((results) => {
+        const same = results.every((r, i) => r.data.every((x, j) => x === expected[i][j]));
+        console.log(JSON.stringify({ same }));
+      });
+    `);
+    expect(result.same).toBe(true);
+  });
+
+  it('an input detached while its call waits rejects that call with a clear TypeError; the others run', () => {
+    const result = child(`
+      const shape = [1, 2, 1500, 64]; // 768 KB per input: one call alone fills the 1 MB budget
+      const make = () => ({ data: Float32Array.from({ length: 2 * 1500 * 64 }, (_, i) => Math.cos(i)), shape });
+      const first = qkv.attentionAsync(make(), make(), make());
+      const k = make();
+      const second = qkv.attentionAsync(make(), k, make());
+      structuredClone(k.data.buffer, { transfer: [k.data.buffer] });
+      Promise.allSettled([first, second]).then(([a, b]) =>
+        console.log(JSON.stringify({ first: a.status, second: b.status, error: b.reason && b.reason.constructor.name + ': ' + b.reason.message })));
+    `);
+    expect(result.first).toBe('fulfilled');
+    expect(result.second).toBe('rejected');
+    expect(result.error).toMatch(/^TypeError: qkv: an input of attentionAsync was detached or resized while the call waited for its turn/);
+  });
+});

@@ -7,11 +7,11 @@
 // alias each other (q = big.subarray(0, D) and k = big) keep their relation in the copy.
 // SharedArrayBuffer memory can never be detached or shrunk and is used in place.
 //
-// Budget. The copies of calls in flight are bounded (QKV_ASYNC_MEMORY_MB, default 512 MiB):
-// a call whose copies would exceed it waits, holding only references, until earlier calls
-// settle (first come, first served; a call larger than the whole budget runs alone). Its
-// inputs are copied when its turn comes; if one was detached or resized meanwhile, the
-// call rejects with a TypeError instead of reading it.
+// Budget. The copies of calls in flight are bounded (QKV_ASYNC_MEMORY_MB, default 64 MiB:
+// libuv runs four calls at a time, so more buys little): a call whose copies would exceed it
+// waits, holding only references, until earlier calls settle (first come, first served; a
+// call larger than the whole budget runs alone). Its inputs are copied when its turn comes;
+// if one was detached or resized meanwhile, the call rejects with a TypeError instead.
 //
 // Lifecycle. Completion may run while the environment is being torn down (a Worker being
 // terminated): then JS cannot run and every N-API call may fail. Completion therefore uses
@@ -41,7 +41,7 @@ std::int64_t budget_from_environment() {
     const long long mb = std::strtoll(text, &end, 10);
     if (end != text && *end == '\0' && mb >= 0 && mb <= (std::int64_t{1} << 40)) return mb << 20;
   }
-  return std::int64_t{512} << 20;
+  return std::int64_t{64} << 20;
 }
 
 // A run of bytes in the caller's memory and the copy the call reads and writes instead.
