@@ -229,3 +229,63 @@ describe.runIf(cuda.available)('backend cuda', () => {
     kd.free();
   });
 });
+
+// Device failures, emulated by the shim's test hooks (QKV_CUDA_SHIM_CC, QKV_CUDA_SHIM_FAULT)
+// in a child process that loads the same shim build.
+describe.runIf(cuda.available && cuda.emulated)('unusable devices (CPU shim)', () => {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const { join } = require('node:path') as typeof import('node:path');
+  const lib = JSON.stringify(join(__dirname, '..', 'dist', 'cjs', 'index.js'));
+  const child = (script: string, env: Record<string, string> = {}) => {
+    const r = spawnSync(process.execPath, ['-e', `const qkv = require(${lib});\n${script}`], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+    });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const setup = `
+    const t = { data: Float32Array.from({ length: 2 * 8 * 16 }, (_, i) => Math.sin(i)), shape: [1, 2, 8, 16] };
+    const attempt = () => { try { qkv.attention(t, t, t, { backend: 'cuda' }); return 'ok'; } catch (e) { return e.message; } };
+  `;
+
+  it('a device below compute capability 8.0 is not listed, and says why', () => {
+    const r = child(`${setup} console.log(JSON.stringify({ cuda: qkv.backends().cuda, call: attempt() }));`, { QKV_CUDA_SHIM_CC: '7.5' });
+    expect(r.cuda.available).toBe(false);
+    expect(r.cuda.devices).toEqual([]);
+    expect(r.cuda.reason).toMatch(/compute capability 7\.5; qkv's CUDA kernels need 8\.0 or newer/);
+    expect(r.call).toMatch(/backend 'cuda' is unavailable: .*compute capability 7\.5/);
+  });
+
+  it('an illegal-address error marks the device unusable, with the reason; the CPU keeps working', () => {
+    const r = child(`${setup}
+      const before = attempt();
+      process.env.QKV_CUDA_SHIM_FAULT = 'illegal-address';
+      const failing = attempt();
+      delete process.env.QKV_CUDA_SHIM_FAULT;
+      const after = attempt();
+      const cpu = qkv.attention(t, t, t, { backend: 'cpu' }).data.every(Number.isFinite);
+      console.log(JSON.stringify({ before, failing, after, cuda: qkv.backends().cuda, cpu }));
+    `);
+    expect(r.before).toBe('ok');
+    expect(r.failing).toMatch(/cudaErrorIllegalAddress/);
+    expect(r.after).toMatch(/device 0 is unusable after an unrecoverable error \(attention on the device failed: cudaErrorIllegalAddress/);
+    expect(r.cuda.available).toBe(false);
+    expect(r.cuda.reason).toMatch(/device 0 is unusable after an unrecoverable error/);
+    expect(r.cpu).toBe(true);
+  });
+
+  it('one large call does not keep its staging memory: pooled buffers shrink back', () => {
+    const r = child(`
+      const rss = () => process.memoryUsage().rss / 2 ** 20;
+      const big = { data: new Float32Array(1 << 26).fill(0.25), shape: [1, 1, 1 << 22, 16] }; // 256 MiB of keys
+      const q = { data: new Float32Array(16).fill(0.5), shape: [1, 1, 1, 16] };
+      const base = rss();
+      qkv.attention(q, big, big, { backend: 'cuda', keyLengths: [1] }); // stages 512 MiB, reads one key
+      const small = { data: new Float32Array(64), shape: [1, 1, 4, 16] };
+      qkv.attention(small, small, small, { backend: 'cuda' });
+      console.log(JSON.stringify({ grown: rss() - base }));
+    `);
+    expect(r.grown).toBeLessThan(128);
+  });
+});

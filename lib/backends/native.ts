@@ -199,20 +199,15 @@ export type CudaAvailability =
   | ({ available: true } & NativeCudaInfo)
   | ({ available: false } & Partial<NativeCudaInfo> & { reason: string });
 
-let cuda: CudaAvailability | undefined;
-
-/** Whether backend 'cuda' can run here, and why not (asked once per process: devices do not come and go). */
+/**
+ * Whether backend 'cuda' can run here, and why not. Asked anew each time: a device that hit
+ * an unrecoverable error (illegal address, ECC, lost) stops being listed, with the reason.
+ */
 export function cudaAvailability(): CudaAvailability {
-  if (cuda === undefined) {
-    const { addon, error } = nativeAddon();
-    if (!addon) {
-      cuda = { available: false, built: false, reason: error! };
-    } else {
-      const info = addon.cudaInfo();
-      cuda = info.devices.length > 0 ? { ...info, available: true } : { ...info, available: false };
-    }
-  }
-  return cuda;
+  const { addon, error } = nativeAddon();
+  if (!addon) return { available: false, built: false, reason: error! };
+  const info = addon.cudaInfo();
+  return info.devices.length > 0 ? { ...info, available: true } : { ...info, available: false };
 }
 
 let cudaCalls: Backend | null | undefined;

@@ -11,9 +11,11 @@
 #include "qkv/cuda.h"
 
 #include <algorithm>
-#include <functional>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <string>
 #include <new>
 #include <vector>
 
@@ -25,6 +27,81 @@ std::string cuda_error(const char* what, cudaError_t e) {
 }
 
 Status device_error(const char* what, cudaError_t e) { return Status::range_error("backend 'cuda': " + cuda_error(what, e)); }
+
+// Errors after which a device's context is corrupt: every later call on it would fail too.
+bool sticky(cudaError_t e) {
+  switch (e) {
+    case cudaErrorIllegalAddress: case cudaErrorLaunchFailure: case cudaErrorLaunchTimeout:
+    case cudaErrorECCUncorrectable: case cudaErrorAssert: case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction: case cudaErrorMisalignedAddress: case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Devices this process can no longer use, with the error that broke each.
+class BrokenDevices {
+ public:
+  void mark(int device, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reasons_.emplace(device, reason);  // the first error is the cause
+  }
+  std::string reason(int device) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = reasons_.find(device);
+    return it == reasons_.end() ? std::string() : it->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<int, std::string> reasons_;
+};
+
+BrokenDevices& broken_devices() {
+  static BrokenDevices* b = new BrokenDevices;  // never destroyed, like the pool
+  return *b;
+}
+
+// device_error(), and a sticky error marks the device unusable for the rest of the process.
+Status device_failure(int device, const char* what, cudaError_t e) {
+  if (sticky(e)) broken_devices().mark(device, cuda_error(what, e));
+  return device_error(what, e);
+}
+
+// A device's properties, queried once (the query is slow; they never change).
+cudaError_t cached_properties(int device, cudaDeviceProp* prop) {
+  static std::mutex mutex;
+  static std::map<int, cudaDeviceProp>* cache = new std::map<int, cudaDeviceProp>;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache->find(device);
+  if (it == cache->end()) {
+    cudaDeviceProp fresh;
+    const cudaError_t e = cudaGetDeviceProperties(&fresh, device);
+    if (e != cudaSuccess) return e;
+    it = cache->emplace(device, fresh).first;
+  }
+  *prop = it->second;
+  return cudaSuccess;
+}
+
+// qkv's kernels use mma.sync m16n8k16 with bf16, which needs compute capability 8.0.
+constexpr int kMinMajor = 8;
+
+// Why `device` cannot run qkv's kernels, or "" when it can.
+std::string unusable_reason(int device, const cudaDeviceProp& prop) {
+  if (prop.major < kMinMajor) {
+    return "device " + std::to_string(device) + " (" + prop.name + ") has compute capability " + std::to_string(prop.major) +
+           "." + std::to_string(prop.minor) + "; qkv's CUDA kernels need 8.0 or newer";
+  }
+  const std::string broken = broken_devices().reason(device);
+  if (!broken.empty()) {
+    return "device " + std::to_string(device) + " is unusable after an unrecoverable error (" + broken +
+           "); its context cannot be recovered in this process";
+  }
+  return "";
+}
 
 // Resources one call needs, pooled and reused: a stream, pinned staging memory and a device
 // workspace, both grown on demand (allocating either costs far more than a small call).
@@ -66,6 +143,8 @@ struct Context {
 
 class ContextPool {
  public:
+  static constexpr int kIdlePerDevice = 4;
+
   Status take(int device, std::unique_ptr<Context>* out) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -89,9 +168,13 @@ class ContextPool {
     return Status::success();
   }
 
+  // At most kIdlePerDevice idle contexts per device are kept (a burst of concurrent calls
+  // must not leave as many streams and buffers behind).
   void give(std::unique_ptr<Context> c) {
     std::lock_guard<std::mutex> lock(mutex_);
-    idle_.push_back(std::move(c));
+    int same = 0;
+    for (const auto& idle : idle_) same += idle->device == c->device;
+    if (same < kIdlePerDevice) idle_.push_back(std::move(c));
   }
 
  private:
@@ -106,12 +189,24 @@ ContextPool& pool() {
 }
 
 // Holds a context for one call; returns it to the pool unless the call failed (a failed
-// stream may carry a sticky error, so that context is dropped).
+// stream may carry a sticky error, so that context is dropped). Buffers grown past what is
+// worth keeping are released first, so one large call does not pin its memory forever.
 struct Lease {
+  static constexpr std::size_t kKeepPinned = std::size_t{64} << 20;
+  static constexpr std::size_t kKeepWorkspace = std::size_t{256} << 20;
   std::unique_ptr<Context> context;
   bool healthy = false;
   ~Lease() {
-    if (context && healthy) pool().give(std::move(context));
+    if (!context || !healthy) return;
+    if (context->pinned_bytes > kKeepPinned) {
+      cudaFreeHost(context->pinned);
+      context->pinned = nullptr, context->pinned_bytes = 0;
+    }
+    if (context->workspace_bytes > kKeepWorkspace) {
+      cudaFree(context->workspace);
+      context->workspace = nullptr, context->workspace_bytes = 0;
+    }
+    pool().give(std::move(context));
   }
 };
 
@@ -229,9 +324,15 @@ CudaInfo cuda_info() {
     return info;
   }
   if (count == 0) info.reason = "no CUDA device found";
+  std::string excluded;
   for (int i = 0; i < count; ++i) {
     cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    const std::string why = unusable_reason(i, prop);
+    if (!why.empty()) {
+      excluded += (excluded.empty() ? "" : "; ") + why;
+      continue;
+    }
     CudaDevice dev;
     dev.ordinal = i;
     dev.name = prop.name;
@@ -240,6 +341,7 @@ CudaInfo cuda_info() {
     dev.multiprocessors = prop.multiProcessorCount;
     info.devices.push_back(dev);
   }
+  if (!excluded.empty()) info.reason = info.devices.empty() ? excluded : "not listed: " + excluded;
   return info;
 }
 
@@ -256,8 +358,13 @@ Status select_device(int device) {
     return Status::range_error("options.device must be a CUDA device ordinal in [0, " + std::to_string(count) + "), got " +
                                std::to_string(device));
   }
+  cudaDeviceProp prop;
+  const cudaError_t p = cached_properties(device, &prop);
+  if (p != cudaSuccess) return device_error("cudaGetDeviceProperties", p);
+  const std::string why = unusable_reason(device, prop);
+  if (!why.empty()) return Status::range_error("backend 'cuda': " + why);
   const cudaError_t s = cudaSetDevice(device);
-  return s == cudaSuccess ? Status::success() : device_error("cudaSetDevice", s);
+  return s == cudaSuccess ? Status::success() : device_failure(device, "cudaSetDevice", s);
 }
 
 }  // namespace
@@ -308,7 +415,7 @@ Status copy_through_pinned(const CudaBuffer& buffer, std::int64_t offset, char* 
     cudaError_t e = to_device ? cudaMemcpyAsync(device + done, c.pinned, n, cudaMemcpyHostToDevice, c.stream)
                               : cudaMemcpyAsync(c.pinned, device + done, n, cudaMemcpyDeviceToHost, c.stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(c.stream);
-    if (e != cudaSuccess) return device_error("cudaMemcpyAsync", e);
+    if (e != cudaSuccess) return device_failure(buffer.device(), "cudaMemcpyAsync", e);
     if (!to_device) std::memcpy(host + done, c.pinned, n);
     done += static_cast<std::int64_t>(n);
   }
@@ -412,14 +519,14 @@ Status attention_cuda(const AttentionArgs& args, int device, CudaResidency resid
 
   cudaError_t e = cudaSuccess;
   if (inputs_end > 0) e = cudaMemcpyAsync(c.workspace, c.pinned, inputs_end, cudaMemcpyHostToDevice, c.stream);
-  if (e != cudaSuccess) return device_error("cudaMemcpyAsync (inputs)", e);
+  if (e != cudaSuccess) return device_failure(device, "cudaMemcpyAsync (inputs)", e);
   launch_kernels(d, c.stream, chunks, reinterpret_cast<float*>(c.workspace + partials_at));
   e = cudaGetLastError();
-  if (e != cudaSuccess) return device_error("kernel launch", e);
+  if (e != cudaSuccess) return device_failure(device, "kernel launch", e);
   e = cudaMemcpyAsync(c.pinned + inputs_end, c.workspace + inputs_end, outputs_end - inputs_end, cudaMemcpyDeviceToHost,
                       c.stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(c.stream);
-  if (e != cudaSuccess) return device_error("attention on the device", e);
+  if (e != cudaSuccess) return device_failure(device, "attention on the device", e);
 
   scatter(c.pinned + inputs_end, args.out, es);
   if (args.lse.data) scatter(c.pinned + lse_at, args.lse, 4);

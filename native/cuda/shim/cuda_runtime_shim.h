@@ -24,6 +24,15 @@ enum cudaError_t {
   cudaErrorInsufficientDriver = 35,
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
+  cudaErrorECCUncorrectable = 214,
+  cudaErrorIllegalAddress = 700,
+  cudaErrorLaunchTimeout = 702,
+  cudaErrorAssert = 710,
+  cudaErrorHardwareStackError = 714,
+  cudaErrorIllegalInstruction = 715,
+  cudaErrorMisalignedAddress = 716,
+  cudaErrorInvalidAddressSpace = 717,
+  cudaErrorInvalidPc = 718,
   cudaErrorLaunchFailure = 719,
 };
 
@@ -114,8 +123,11 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   std::memset(prop, 0, sizeof *prop);
   std::strcpy(prop->name, "qkv CUDA shim (kernels emulated on the CPU)");
   prop->totalGlobalMem = std::size_t{1} << 32;
+  // Test hook: QKV_CUDA_SHIM_CC="7.5" emulates an older device (which qkv must refuse).
+  const char* cc = std::getenv("QKV_CUDA_SHIM_CC");
   prop->major = 8;
   prop->minor = 0;
+  if (cc != nullptr && std::strlen(cc) == 3 && cc[1] == '.') prop->major = cc[0] - '0', prop->minor = cc[2] - '0';
   prop->multiProcessorCount = 8;  // a small device: few-row calls take the split-KV decode path
   return cudaSuccess;
 }
@@ -161,7 +173,13 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   return cudaSuccess;
 }
 
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+// Test hook: QKV_CUDA_SHIM_FAULT=illegal-address makes the work on a stream fail as an
+// out-of-bounds access on a GPU would: with a sticky error, reported at synchronisation.
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  const char* fault = std::getenv("QKV_CUDA_SHIM_FAULT");
+  if (fault != nullptr && std::strcmp(fault, "illegal-address") == 0) return cudaErrorIllegalAddress;
+  return cudaSuccess;
+}
 
 inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
   if (bytes == 0) return cudaSuccess;
@@ -190,6 +208,15 @@ inline const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorECCUncorrectable: return "cudaErrorECCUncorrectable";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchTimeout: return "cudaErrorLaunchTimeout";
+    case cudaErrorAssert: return "cudaErrorAssert";
+    case cudaErrorHardwareStackError: return "cudaErrorHardwareStackError";
+    case cudaErrorIllegalInstruction: return "cudaErrorIllegalInstruction";
+    case cudaErrorMisalignedAddress: return "cudaErrorMisalignedAddress";
+    case cudaErrorInvalidAddressSpace: return "cudaErrorInvalidAddressSpace";
+    case cudaErrorInvalidPc: return "cudaErrorInvalidPc";
   }
   return "cudaErrorUnknown";
 }
