@@ -21,8 +21,19 @@ function run(command, args) {
   return r.status === 0;
 }
 
+function works(command) {
+  return spawnSync(command, ['--version'], { stdio: 'ignore', shell: process.platform === 'win32' }).status === 0;
+}
+
 function hasCmake() {
-  return spawnSync('cmake', ['--version'], { stdio: 'ignore' }).status === 0;
+  return works('cmake');
+}
+
+// The C++ compiler a build would use, or null: without one, say so instead of a page of
+// cmake errors.
+function cxxCompiler() {
+  const candidates = [process.env.CXX, 'c++', 'g++', 'clang++', process.platform === 'win32' ? 'cl' : null];
+  return candidates.find((c) => c && (c === 'cl' || works(c))) ?? null;
 }
 
 function cmakeJs() {
@@ -31,7 +42,7 @@ function cmakeJs() {
   const args = [cli, 'compile', '--config', 'Release', `--CDQKV_CUDA=${cuda}`];
   if (process.env.QKV_CUDA_ARCHS) args.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.QKV_CUDA_ARCHS}`);
   if (run(process.execPath, args)) return true;
-  if (cuda !== 'AUTO') return false;
+  if (cuda !== 'AUTO' || !works('nvcc')) return false;
   console.error('qkv: the build with CUDA failed (see above); building the CPU backend only (set QKV_CUDA=ON to make this an error)');
   return run(process.execPath, [cli, 'compile', '--config', 'Release', '--CDQKV_CUDA=OFF']);
 }
@@ -52,6 +63,13 @@ function nodeGyp() {
 if (mode === 'skip') {
   console.error('qkv: QKV_BUILD=skip: native addon not built; the pure-JS backend will be used');
   process.exit(0);
+}
+if (!cxxCompiler()) {
+  console.error(
+    'qkv: no C++ compiler found (looked for $CXX, c++, g++, clang++): the native addon needs a C++17 compiler ' +
+      '(Debian/Ubuntu: apt-get install g++ cmake). To install without it (pure-JS backend only), set QKV_BUILD=skip.',
+  );
+  process.exit(1);
 }
 const ok = mode === 'gyp' || !hasCmake() ? nodeGyp() : cmakeJs();
 if (!ok) {

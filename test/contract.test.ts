@@ -181,3 +181,74 @@ describe.each(BACKENDS)('float32 limits are the same on every backend (%s)', (ba
     expect(Array.from(a)).toEqual(Array.from(b));
   });
 });
+
+// README "Numerics": float32 results stay within these bounds of a float64 reference, and
+// the kernels' float32 range is what README states.
+describe.runIf(backends().cpu.available)('float32 accuracy and range (README numerics)', () => {
+  const rows = (S: number, D: number, seed: number) => {
+    const r = rng(seed);
+    return Float32Array.from({ length: S * D }, () => (r() - 0.5) * 2);
+  };
+  /** float64 attention for every `step`-th query row; returns relative L2 of `out` on them. */
+  const error = (q: Float32Array, k: Float32Array, v: Float32Array, S: number, D: number, out: ArrayLike<number>, step: number, scale = 1 / Math.sqrt(D)) => {
+    let num = 0, den = 0;
+    const p = new Float64Array(S);
+    for (let i = 0; i < S; i += step) {
+      let m = -Infinity;
+      for (let j = 0; j < S; j++) {
+        let d = 0;
+        for (let x = 0; x < D; x++) d += q[i * D + x] * k[j * D + x];
+        p[j] = d * scale;
+        m = Math.max(m, p[j]);
+      }
+      let l = 0;
+      for (let j = 0; j < S; j++) l += (p[j] = Math.exp(p[j] - m));
+      for (let x = 0; x < D; x++) {
+        let a = 0;
+        for (let j = 0; j < S; j++) a += p[j] * v[j * D + x];
+        a /= l;
+        num += (out[i * D + x] - a) ** 2;
+        den += a * a;
+      }
+    }
+    return Math.sqrt(num / den);
+  };
+
+  it.each([[1024, 1e-6], [4096, 2e-6]])('Skv %i: relative L2 <= %d', (S, bound) => {
+    const D = 64;
+    const [q, k, v] = [rows(S, D, 1), rows(S, D, 2), rows(S, D, 3)];
+    const t = (data: Float32Array) => ({ data, shape: [1, 1, S, D] });
+    const out = attention(t(q), t(k), t(v), { backend: 'cpu' }).data;
+    expect(error(q, k, v, S, D, out, 13)).toBeLessThanOrEqual(bound);
+  });
+
+  it('values at the edge of the range: max|v| x visible keys just below 3.4e38 stays finite and exact', () => {
+    const S = 256, D = 16;
+    const [q, k] = [rows(S, D, 4), rows(S, D, 5)];
+    const v = rows(S, D, 6).map((x) => x * 1.3e36); // 256 keys x 1.3e36 = 3.3e38
+    const t = (data: Float32Array) => ({ data, shape: [1, 1, S, D] });
+    const out = attention(t(q), t(k), t(v), { backend: 'cpu' }).data;
+    expect(Array.from(out).every(Number.isFinite)).toBe(true);
+    expect(error(q, k, v, S, D, out, 5)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('scores at the edge of the range: |q·k·scale| near 1e37 stays finite and exact', () => {
+    const S = 64, D = 16;
+    const [q, k, v] = [rows(S, D, 7).map((x) => x * 1e18), rows(S, D, 8).map((x) => x * 1e18), rows(S, D, 9)];
+    const t = (data: Float32Array) => ({ data, shape: [1, 1, S, D] });
+    const out = attention(t(q), t(k), t(v), { backend: 'cpu', scale: 1 }).data;
+    expect(Array.from(out).every(Number.isFinite)).toBe(true);
+    expect(error(q, k, v, S, D, out, 3, 1)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('past the range the result is non-finite, never a wrong finite number', () => {
+    const S = 64, D = 16;
+    const t = (data: Float32Array) => ({ data, shape: [1, 1, S, D] });
+    const v = rows(S, D, 12).map((x) => (x > 0 ? 3e38 : -3e38)); // two such keys already overflow the sum
+    const out = attention(t(rows(S, D, 10)), t(rows(S, D, 11)), t(v), { backend: 'cpu' }).data;
+    expect(Array.from(out).some((x) => !Number.isFinite(x))).toBe(true);
+    const huge = attention(t(rows(S, D, 10).map((x) => x * 1e30)), t(rows(S, D, 11)), t(rows(S, D, 12)), { backend: 'cpu', scale: 1e10 }).data;
+    // Scores past float32 (q·scale overflows): every row is NaN, as README states.
+    expect(Array.from(huge).every(Number.isNaN)).toBe(true);
+  });
+});
