@@ -111,7 +111,7 @@ describe.runIf(native)('attentionAsync with arguments that share memory equals a
 // TypeScript); the calls are the ones attentionAsync makes.
 const WORKER = `
 const { workerData, parentPort } = require('node:worker_threads');
-const { path, header, shape, kind, calls } = workerData;
+const { path, header, shape, kind, calls } = workerData; // kind 'cuda': ordinary buffers, backend 'cuda'
 const module = { exports: {} };
 process.dlopen(module, path);
 const addon = module.exports;
@@ -131,20 +131,27 @@ parentPort.postMessage('queued');
 `;
 
 describe.runIf(native)('Worker.terminate() with attentionAsync calls in flight', () => {
-  const shape: [number, number, number, number] = [1, 4, 256, 64];
-  const view = { data: new Float32Array(0), dtype: 'float32' as const, shape, strides: [4 * 256 * 64, 256 * 64, 64, 1] as [number, number, number, number] };
-  const call: AttentionCall = {
-    q: view, k: view, v: view, out: view,
-    lse: { data: new Float32Array(0), dtype: 'float32', shape: [1, 4, 256, 1], strides: [1024, 256, 1, 1] },
-    scale: 0.125, threads: 0, device: -1, causal: false, alignment: 'upper-left', windowLeft: -1, windowRight: -1,
-    softcap: 0, mask: null, keyLengths: null, alibiSlopes: null,
-  } as unknown as AttentionCall;
-  const header = Array.from(encodeCall(call)[0] as Float64Array);
+  /** The binding's header for q = k = v = out [1, H, S, D] contiguous, with lse; device -1: the CPU. */
+  const headerFor = (shape: [number, number, number, number], device: number) => {
+    const [, H, S, D] = shape;
+    const view = { data: new Float32Array(0), dtype: 'float32' as const, shape, strides: [H * S * D, S * D, D, 1] as [number, number, number, number] };
+    const call = {
+      q: view, k: view, v: view, out: view,
+      lse: { data: new Float32Array(0), dtype: 'float32', shape: [1, H, S, 1], strides: [H * S, S, 1, 1] },
+      scale: 0.125, threads: 0, device, causal: false, alignment: 'upper-left', windowLeft: -1, windowRight: -1,
+      softcap: 0, mask: null, keyLengths: null, alibiSlopes: null,
+    } as unknown as AttentionCall;
+    return Array.from(encodeCall(call)[0] as Float64Array);
+  };
   const path = backends().cpu.available ? (backends().cpu as { path: string }).path : '';
+  // CUDA calls where this build has a device (the CPU shim in CI: kernels run slowly, so smaller).
+  const kinds = ['ordinary', 'lse', 'shared', ...(backends().cuda.available ? (['cuda'] as const) : [])] as const;
 
-  for (const kind of ['ordinary', 'lse', 'shared'] as const) {
+  for (const kind of kinds) {
+    const shape: [number, number, number, number] = kind === 'cuda' ? [1, 2, 32, 32] : [1, 4, 256, 64];
+    const header = headerFor(shape, kind === 'cuda' ? 0 : -1);
     it(`ends the worker only (${kind} buffers), again and again`, async () => {
-      for (let round = 0; round < 12; round++) {
+      for (let round = 0; round < (process.env.QKV_SANITIZED ? 6 : 12); round++) {
         const worker = new Worker(WORKER, { eval: true, workerData: { path, header, shape, kind, calls: 24 } });
         await new Promise((resolve) => worker.once('message', resolve));
         // Terminate at a different moment each round: before, during and after completions.
