@@ -152,8 +152,6 @@ const ATTENTION_OPTIONS: Record<keyof AttentionOptions, true> = {
 };
 export const ATTENTION_OPTION_KEYS = Object.keys(ATTENTION_OPTIONS) as (keyof AttentionOptions)[];
 
-
-
 /** A validated call, ready to run: nothing is read or written until then. */
 export interface PreparedCall {
   call: AttentionCall;
