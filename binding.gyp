@@ -40,7 +40,7 @@
         "native/cpu/kernel_scalar.cpp",
         "native/napi/binding.cpp",
         "native/napi/async_call.cpp",
-        "native/napi/decode.cpp",
+        "native/napi/arguments.cpp",
         "native/napi/cuda_binding.cpp",
         "native/napi/linear_binding.cpp",
         "native/cuda/host_unavailable.cpp"

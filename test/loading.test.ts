@@ -122,3 +122,19 @@ try {
     expect(r.stderr).toMatch(/native addon is unavailable \(native addon not built \(looked for .*qkv-nobuild-.*build\/Release\/qkv\.node/);
   });
 });
+
+describe.runIf(backends().cpu.available)("the binding's calling convention", () => {
+  it('the addon states the layout this version writes', async () => {
+    const { layoutMismatch, nativeAddon } = await import('../lib/backends/native');
+    expect(layoutMismatch(nativeAddon().addon!.layout)).toBeNull();
+  });
+
+  it('an addon stating another layout is refused, naming the difference', async () => {
+    const { layoutMismatch, nativeAddon } = await import('../lib/backends/native');
+    const layout = structuredClone(nativeAddon().addon!.layout);
+    layout.header.scale += 1;
+    expect(layoutMismatch(layout)).toMatch(/^header\.scale: 45 in the addon, 44 here$/);
+    expect(layoutMismatch({ ...layout, header: { ...nativeAddon().addon!.layout.header, extra: 9 } })).toMatch(/header\.extra/);
+    expect(layoutMismatch(undefined)).toBe('it states no layout');
+  });
+});

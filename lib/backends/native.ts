@@ -34,7 +34,15 @@ export interface NativeCudaInfo {
   devices: CudaDeviceInfo[];
 }
 
+/** The binding's calling convention as the addon states it (native/napi/binding.cpp). */
+interface BindingLayout {
+  header: Record<string, number>;
+  dtype: Record<string, number>;
+  maskKind: Record<string, number>;
+}
+
 interface NativeAddon {
+  layout: BindingLayout;
   attention(...args: unknown[]): void;
   attentionAsync(...args: unknown[]): Promise<void>;
   capabilities(): NativeCapabilities;
@@ -82,6 +90,11 @@ function load(): Loaded {
   try {
     const module = { exports: {} as NativeAddon };
     process.dlopen(module, path);
+    const mismatch = layoutMismatch(module.exports.layout);
+    if (mismatch) {
+      const error = `native addon at ${path} speaks another calling convention (${mismatch}): it was built from another version of qkv; rebuild it`;
+      return { addon: null, path, error, explicit };
+    }
     return { addon: module.exports, path, error: null, explicit };
   } catch (e) {
     return { addon: null, path, error: `native addon failed to load from ${path}: ${(e as Error).message}`, explicit };
@@ -137,6 +150,24 @@ export const HEADER = {
 } as const;
 
 const DTYPE_CODE = { float32: 0, float16: 1, bfloat16: 2 } as const;
+const MASK_KIND_CODE = { boolean: 1, additive: 2 } as const;
+
+/** What differs between the addon's stated layout and this file's, or null when they agree. */
+export function layoutMismatch(layout: BindingLayout | undefined): string | null {
+  if (!layout || typeof layout !== 'object') return 'it states no layout';
+  const tables: Array<[string, Record<string, number>, Record<string, number> | undefined]> = [
+    ['header', HEADER, layout.header],
+    ['dtype', DTYPE_CODE, layout.dtype],
+    ['maskKind', MASK_KIND_CODE, layout.maskKind],
+  ];
+  for (const [name, ours, theirs] of tables) {
+    const keys = new Set([...Object.keys(ours), ...Object.keys(theirs ?? {})]);
+    for (const key of keys) {
+      if (ours[key] !== theirs?.[key]) return `${name}.${key}: ${theirs?.[key]} in the addon, ${ours[key]} here`;
+    }
+  }
+  return null;
+}
 
 function writeView(header: Float64Array, at: number, view: View4): void {
   header.set(view.shape, at);
@@ -158,7 +189,7 @@ export function encodeCall(call: AttentionCall, header = new Float64Array(HEADER
   header[HEADER.windowLeft] = call.windowLeft;
   header[HEADER.windowRight] = call.windowRight;
   header[HEADER.threads] = call.threads;
-  header[HEADER.maskKind] = call.mask ? (call.mask.kind === 'boolean' ? 1 : 2) : 0;
+  header[HEADER.maskKind] = call.mask ? MASK_KIND_CODE[call.mask.kind] : 0;
   header[HEADER.dtype] = DTYPE_CODE[call.q.dtype as keyof typeof DTYPE_CODE];
   header[HEADER.cudaDevice] = call.device + 1; // 0: the CPU backend
   return [
@@ -174,7 +205,7 @@ export function encodeCall(call: AttentionCall, header = new Float64Array(HEADER
   ];
 }
 
-// Safe to share: every call (async ones too) is decoded before the binding returns.
+// Safe to share: the binding reads every call (async ones too) before it returns.
 const sharedHeader = new Float64Array(HEADER.length);
 
 function backendOf(name: 'cpu' | 'cuda', addon: NativeAddon): Backend {

@@ -55,7 +55,7 @@ class Registry;
 
 class Job {
  public:
-  Job(std::shared_ptr<Registry> registry, DecodedCall&& call) : registry_(std::move(registry)), call_(std::move(call)) {}
+  Job(std::shared_ptr<Registry> registry, CallArguments&& call) : registry_(std::move(registry)), call_(std::move(call)) {}
 
   // References every source and plans the copy regions. False when N-API refused.
   bool prepare(napi_env env, napi_value* promise) {
@@ -88,7 +88,7 @@ class Job {
   // Copies the inputs and queues the work. On failure returns the status to reject with.
   Status start(napi_env env, bool waited) {
     if (waited) {
-      // The sources were decoded when the call was made; they must still be what they were.
+      // The sources were read when the call was made; they must still be what they were.
       for (std::size_t i = 0; i < call_.sources.size(); ++i) {
         if (!unchanged(env, i)) {
           return Status::type_error("an input of attentionAsync was detached or resized while the call waited for "
@@ -202,7 +202,7 @@ class Job {
 
   friend class Registry;
   std::shared_ptr<Registry> registry_;
-  DecodedCall call_;
+  CallArguments call_;
   std::vector<napi_ref> refs_;
   std::vector<Region> regions_;
   std::int64_t bytes_ = 0;
@@ -299,8 +299,8 @@ void Job::Complete(napi_env env, napi_status, void* data) {
 
 Napi::Value AttentionAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  DecodedCall call;
-  Status status = decode_call(info, &call);
+  CallArguments call;
+  Status status = read_arguments(info, &call);
   // Check on the JS thread so that bad arguments reject without a thread hop.
   if (status.ok()) status = check(call.args);
   if (status.ok()) {

@@ -4,7 +4,7 @@
 
 #include <napi.h>
 
-#include "decode.h"
+#include "arguments.h"
 
 namespace qkv {
 namespace napi {

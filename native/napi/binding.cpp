@@ -12,7 +12,8 @@
 
 #include "async_call.h"
 #include "cuda_binding.h"
-#include "decode.h"
+#include "arguments.h"
+#include "header.h"
 #include "linear_binding.h"
 #include "run.h"
 #include "qkv/attention.h"
@@ -25,8 +26,8 @@ namespace {
 // Synchronous: JS cannot detach anything while this runs, so the arrays are used in place.
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  DecodedCall call;
-  Status status = decode_call(info, &call);
+  CallArguments call;
+  Status status = read_arguments(info, &call);
   if (status.ok()) status = run_guarded(call.args, call.device, call.resident);
   if (!status.ok()) throw_status(env, status);
   return env.Undefined();
@@ -52,7 +53,31 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   return caps;
 }
 
+// The calling convention, exported so the TypeScript side can check at load that it speaks
+// the same one (an addon from another version is refused, not misread).
+Napi::Object Layout(Napi::Env env) {
+  Napi::Object header = Napi::Object::New(env);
+  const std::pair<const char*, int> fields[] = {
+      {"qShape", kQShape}, {"kShape", kKShape}, {"vShape", kVShape}, {"outShape", kOutShape},
+      {"lseShape", kLseShape}, {"maskStrides", kMaskStrides}, {"scale", kScale}, {"softcap", kSoftcap},
+      {"causal", kCausal}, {"alignment", kAlignment}, {"windowLeft", kWindowLeft}, {"windowRight", kWindowRight},
+      {"threads", kThreads}, {"maskKind", kMaskKind}, {"dtype", kDType}, {"cudaDevice", kCudaDevice},
+      {"length", kHeaderLength}};
+  for (const auto& f : fields) header.Set(f.first, f.second);
+  Napi::Object dtypes = Napi::Object::New(env);
+  for (DType d : {DType::float32, DType::float16, DType::bfloat16}) dtypes.Set(dtype_name(d), static_cast<int>(d));
+  Napi::Object masks = Napi::Object::New(env);
+  masks.Set("boolean", static_cast<int>(MaskKind::boolean));
+  masks.Set("additive", static_cast<int>(MaskKind::additive));
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("header", header);
+  layout.Set("dtype", dtypes);
+  layout.Set("maskKind", masks);
+  return layout;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("layout", Layout(env));
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("attentionAsync", Napi::Function::New(env, AttentionAsync, "attentionAsync"));
   exports.Set("capabilities", Napi::Function::New(env, Capabilities, "capabilities"));

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "cuda_binding.h"
-#include "decode.h"
+#include "arguments.h"
 
 namespace qkv {
 namespace napi {

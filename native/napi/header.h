@@ -1,7 +1,8 @@
 // The binding's calling convention: attention(header, q, k, v, out, lse, mask, keyLengths,
 // alibiSlopes). `header` is a Float64Array holding every number of the call at these
 // indices, so one call makes a handful of N-API requests instead of dozens of property
-// lookups. lib/backends/native.ts writes the same layout (HEADER there).
+// lookups. lib/backends/native.ts writes the same layout (HEADER there) and refuses, at load,
+// an addon whose exported `layout` (binding.cpp) differs.
 #pragma once
 
 namespace qkv {

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "decode.h"
+#include "arguments.h"
 #include "linear_binding.h"
 #include "qkv/linear.h"
 

@@ -1,4 +1,4 @@
-// Runs a decoded call on its backend with every C++ exception turned into a Status.
+// Runs a call on its backend with every C++ exception turned into a Status.
 #pragma once
 
 #include <exception>

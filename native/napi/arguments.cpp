@@ -1,4 +1,4 @@
-#include "decode.h"
+#include "arguments.h"
 
 #include <cmath>
 #include <string>
@@ -39,7 +39,7 @@ struct Header {
 // A typed array of exactly `type` (a detached one has no data and length 0, so the bounds
 // checks reject it); recorded as a source of the call.
 Status typed_array(const Napi::Value& value, const char* name, napi_typedarray_type type, const char* type_name,
-                   Field field, void** data, std::int64_t* length, DecodedCall* call) {
+                   Field field, void** data, std::int64_t* length, CallArguments* call) {
   TypedArrayView view;
   if (!typed_array_view(value, &view) || view.type != type) return Status::type_error(std::string(name) + " must be a " + type_name);
   *data = view.data;
@@ -51,7 +51,7 @@ Status typed_array(const Napi::Value& value, const char* name, napi_typedarray_t
 
 // q, k or v as device memory (backend 'cuda' only): its buffer must live on the call's device.
 Status device_tensor(const Napi::Value& data, const char* name, DType dtype, TensorDesc* desc, bool* resident,
-                     DecodedCall* call) {
+                     CallArguments* call) {
   if (call->device < 0) {
     return Status::type_error(std::string(name) + " is CUDA device memory (a DeviceTensor): only backend 'cuda' can read it");
   }
@@ -71,7 +71,7 @@ Status device_tensor(const Napi::Value& data, const char* name, DType dtype, Ten
 }
 
 Status tensor(const Header& h, int at, const Napi::Value& data, const char* name, const char* shape_name,
-              const char* strides_name, DType dtype, Field field, TensorDesc* desc, DecodedCall* call,
+              const char* strides_name, DType dtype, Field field, TensorDesc* desc, CallArguments* call,
               bool* resident = nullptr) {
   desc->dtype = dtype;
   const bool f32 = dtype == DType::float32;
@@ -90,7 +90,7 @@ Status tensor(const Header& h, int at, const Napi::Value& data, const char* name
 
 }  // namespace
 
-Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call) {
+Status read_arguments(const Napi::CallbackInfo& info, CallArguments* call) {
   if (info.Length() != 9) {
     return Status::type_error("expected (header, q, k, v, out, lse, mask, keyLengths, alibiSlopes), got " +
                               std::to_string(info.Length()) + " arguments");

@@ -1,4 +1,4 @@
-// JS values -> qkv::AttentionArgs. Every value is checked here for type (a typed array of
+// The binding's arguments: JS values -> qkv::AttentionArgs. Every value is checked here for type (a typed array of
 // the right kind, integer shapes, ...); qkv::check() then checks their consistency.
 #pragma once
 
@@ -31,7 +31,7 @@ struct Source {
 };
 
 // What the binding must keep alive while an asynchronous call runs.
-struct DecodedCall {
+struct CallArguments {
   AttentionArgs args;
   std::vector<Source> sources;
   int device = -1;  // -1: CPU backend; else the CUDA device
@@ -59,9 +59,9 @@ bool typed_array_view(const Napi::Value& value, TypedArrayView* view);
 // A plain-number argument that must be an integer in [min, max]; errors name `name`.
 Status integer_argument(const Napi::Value& value, const std::string& name, double min, double max, std::int64_t* out);
 
-// Decodes (header, q, k, v, out, lse, mask, keyLengths, alibiSlopes) (header.h) into `call`. On failure returns a status naming the
-// argument; nothing has been thrown.
-Status decode_call(const Napi::CallbackInfo& info, DecodedCall* call);
+// Reads the binding's arguments (header, q, k, v, out, lse, mask, keyLengths, alibiSlopes)
+// (header.h) into `call`. On failure returns a status naming the argument; nothing is thrown.
+Status read_arguments(const Napi::CallbackInfo& info, CallArguments* call);
 
 // Throws `status` as a JS TypeError or RangeError (replacing any exception already pending,
 // since throwing over one aborts the process).
