@@ -16,6 +16,7 @@ import { normalizeMask, type MaskOptions } from './masks';
 import { checkKeys, float32Option, optionsObject, show, threadsOption } from './options';
 import {
   allocate,
+  ATTENTION_DTYPES,
   checkTensor,
   float16ArrayClass,
   float16Bits,
@@ -64,7 +65,7 @@ export interface AttentionResult<D extends TensorData = TensorData> {
 
 export type Input = TensorLike<Float32Array> | TensorLike<Uint16Array> | DeviceTensor;
 
-const DTYPES_SUPPORTED: readonly DType[] = ['float32', 'float16', 'bfloat16'];
+const DTYPES_SUPPORTED: readonly DType[] = ATTENTION_DTYPES;
 
 const EMPTY = { float32: new Float32Array(0), float16: new Uint16Array(0), bfloat16: new Uint16Array(0) };
 

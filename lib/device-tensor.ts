@@ -5,6 +5,8 @@ import { checkKeys, optionsObject, show } from './options';
 import { cudaAvailability, nativeAddon } from './backends/native';
 import {
   allocate,
+  ATTENTION_DTYPES,
+  bytesOf,
   checkTensor,
   contiguousData,
   contiguousStrides,
@@ -22,8 +24,6 @@ export interface DeviceTensorOptions {
   device?: number;
 }
 
-const DEVICE_DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
-const BYTES: Record<DType, number> = { float32: 4, float16: 2, bfloat16: 2 };
 
 function deviceOrdinal(options: DeviceTensorOptions | undefined): number {
   checkKeys(optionsObject(options, 'DeviceTensor: options'), ['device'], 'DeviceTensor: options');
@@ -56,8 +56,8 @@ export class DeviceTensor {
   readonly #allocation: Allocation;
 
   private constructor(shape: readonly number[], dtype: DType, device: number, view?: { of: DeviceTensor; strides: readonly number[] }) {
-    if (!DEVICE_DTYPES.includes(dtype)) {
-      throw new TypeError(`qkv: DeviceTensor: dtype must be one of ${DEVICE_DTYPES.join(', ')}, got ${show(dtype)}`);
+    if (!ATTENTION_DTYPES.includes(dtype)) {
+      throw new TypeError(`qkv: DeviceTensor: dtype must be one of ${ATTENTION_DTYPES.join(', ')}, got ${show(dtype)}`);
     }
     this.shape = [...shape];
     this.dtype = dtype;
@@ -67,7 +67,7 @@ export class DeviceTensor {
       this.#allocation = view.of.#allocation;
     } else {
       this.strides = contiguousStrides(shape);
-      const byteLength = shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+      const byteLength = shape.reduce((a, b) => a * b, 1) * bytesOf(dtype);
       if (!Number.isSafeInteger(byteLength)) throw new RangeError(`qkv: DeviceTensor: shape ${formatShape(shape)} is too large`);
       this.#allocation = { handle: cudaAddon().cudaAllocate(device, byteLength), byteLength };
     }
@@ -120,12 +120,12 @@ export class DeviceTensor {
       throw new TypeError(`qkv: DeviceTensor.write: a ${this.dtype} tensor takes a ${expected.name}, got ${describe(data)}`);
     }
     this.#checkRange(offset, source.length, 'write');
-    nativeAddon().addon!.cudaWrite(this.handle(), offset * BYTES[this.dtype], source);
+    nativeAddon().addon!.cudaWrite(this.handle(), offset * bytesOf(this.dtype), source);
   }
 
   /** A host copy (contiguous, same shape and dtype). */
   toHost(): Tensor<Float32Array | Uint16Array> {
-    const all = allocate(this.dtype, this.byteLength / BYTES[this.dtype]) as Float32Array | Uint16Array;
+    const all = allocate(this.dtype, this.byteLength / bytesOf(this.dtype)) as Float32Array | Uint16Array;
     nativeAddon().addon!.cudaRead(this.handle(), 0, all);
     const view: Tensor = { data: all, shape: this.shape, dtype: this.dtype, strides: this.strides };
     const data = contiguousData(view) as Float32Array | Uint16Array;
@@ -153,7 +153,7 @@ export class DeviceTensor {
   }
 
   #checkRange(offset: number, length: number, what: string): void {
-    const size = this.byteLength / BYTES[this.dtype];
+    const size = this.byteLength / bytesOf(this.dtype);
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > size) {
       throw new RangeError(
         `qkv: DeviceTensor.${what}: elements [${offset}, ${offset + length}) do not fit the tensor's ${size} ` +

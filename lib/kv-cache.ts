@@ -4,6 +4,8 @@ import { prepare, runPrepared, runPreparedAsync, type AttentionOptions, type Att
 import { checkKeys, optionsObject, show } from './options';
 import {
   allocate,
+  ATTENTION_DTYPES,
+  bytesOf,
   checkTensor,
   float16Bits,
   formatShape,
@@ -69,8 +71,8 @@ export class KVCache {
     this.valueDim = options.valueDim === undefined ? this.headDim : positiveInt(options.valueDim, 'valueDim');
     this.capacity = positiveInt(options.capacity, 'capacity');
     this.dtype = options.dtype ?? 'float32';
-    if (!['float32', 'float16', 'bfloat16'].includes(this.dtype)) {
-      throw new TypeError(`qkv: KVCache: dtype must be 'float32', 'float16' or 'bfloat16', got ${show(this.dtype)}`);
+    if (!ATTENTION_DTYPES.includes(this.dtype)) {
+      throw new TypeError(`qkv: KVCache: dtype must be one of ${ATTENTION_DTYPES.map(show).join(', ')}, got ${show(this.dtype)}`);
     }
     if (options.window !== undefined) {
       this.window = positiveInt(options.window, 'window', 0);
@@ -82,7 +84,7 @@ export class KVCache {
     const make = (dim: number): TensorData => {
       const length = this.batch * this.heads * this.capacity * dim;
       if (!shared) return allocate(this.dtype, length);
-      const bytes = length * (this.dtype === 'float32' ? 4 : 2);
+      const bytes = length * bytesOf(this.dtype);
       return this.dtype === 'float32' ? new Float32Array(new SharedArrayBuffer(bytes)) : new Uint16Array(new SharedArrayBuffer(bytes));
     };
     this.keyData = make(this.headDim);

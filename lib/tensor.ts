@@ -88,12 +88,21 @@ export function describe(value: unknown): string {
   return (value as object).constructor?.name ?? 'object';
 }
 
-const arrayTypeOf: Record<DType | MaskDType, { ctor: new (n: number) => TensorData; label: string }> = {
-  float32: { ctor: Float32Array, label: 'Float32Array' },
-  float16: { ctor: Uint16Array, label: 'Uint16Array' },
-  bfloat16: { ctor: Uint16Array, label: 'Uint16Array' },
-  bool: { ctor: Uint8Array, label: 'Uint8Array' },
+/** Every fact about an element type, in one table: its array, its size, whether q/k/v/out may have it. */
+const arrayTypeOf: Record<DType | MaskDType, { ctor: new (n: number) => TensorData; label: string; bytes: number; attention: boolean }> = {
+  float32: { ctor: Float32Array, label: 'Float32Array', bytes: 4, attention: true },
+  float16: { ctor: Uint16Array, label: 'Uint16Array', bytes: 2, attention: true },
+  bfloat16: { ctor: Uint16Array, label: 'Uint16Array', bytes: 2, attention: true },
+  bool: { ctor: Uint8Array, label: 'Uint8Array', bytes: 1, attention: false },
 };
+
+/** The dtypes q, k, v and out (and KV caches and device tensors) may have. */
+export const ATTENTION_DTYPES = (Object.keys(arrayTypeOf) as (DType | MaskDType)[]).filter((d) => arrayTypeOf[d].attention) as DType[];
+
+/** Bytes per element of `dtype`. */
+export function bytesOf(dtype: DType | MaskDType): number {
+  return arrayTypeOf[dtype].bytes;
+}
 
 /** Allocates a zero-filled typed array of `length` elements for `dtype`. */
 export function allocate(dtype: DType | MaskDType, length: number): TensorData {

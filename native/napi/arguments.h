@@ -39,7 +39,7 @@ struct CallArguments {
   std::vector<std::shared_ptr<CudaBuffer>> buffers;  // device memory the call reads
 };
 
-// The device memory behind a handle made by cudaAllocate (device_buffer.cpp); a TypeError
+// The device memory behind a handle made by cudaAllocate (cuda_binding.cpp); a TypeError
 // naming `name` when `value` is no such handle or was freed.
 Status device_buffer(const Napi::Value& value, const char* name, std::shared_ptr<CudaBuffer>* buffer);
 bool is_device_handle(const Napi::Value& value);
