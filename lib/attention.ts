@@ -229,6 +229,26 @@ export function prepare(q: Input, k: Input, v: Input, options: AttentionOptions)
   return { call: { q: qv, k: kv, v: vv, out, lse, scale, threads, device, ...masks }, output, backend, returnLse: !!options.returnLse };
 }
 
+/**
+ * Why backend 'cuda' cannot run a call of these sizes, or null: named checks against the
+ * limits the addon states (backends().cuda.limits), so they are known before any copy.
+ */
+function cudaIneligible([B, Hq, , D]: readonly number[], Dv: number): string | null {
+  const limits = cudaAvailability().limits;
+  if (!limits) return null;
+  const checks: Array<[boolean, string]> = [
+    [
+      D <= limits.maxHeadDim && Dv <= limits.maxHeadDim,
+      `supports head dims up to ${limits.maxHeadDim} (q/k head dim ${D}, v head dim ${Dv}); use backend 'cpu' for larger ones`,
+    ],
+    [
+      B <= limits.maxGrid && Hq <= limits.maxGrid,
+      `supports batch and query heads up to ${limits.maxGrid} each (grid limits), got ${B} and ${Hq}`,
+    ],
+  ];
+  return checks.find(([ok]) => !ok)?.[1] ?? null;
+}
+
 function chooseBackend(
   choice: BackendChoice | undefined,
   deviceOption: number | undefined,
@@ -248,6 +268,8 @@ function chooseBackend(
         throw new TypeError(`qkv: ${name} lives on CUDA device ${view.device}, but the call runs on device ${device}`);
       }
     }
+    const refusal = cudaIneligible(inputs.q.shape, inputs.v.shape[3]);
+    if (refusal) throw new RangeError(`qkv: backend 'cuda' ${refusal}`);
     return { backend: cuda, device };
   }
   if (deviceOption !== undefined && picked !== 'auto') {

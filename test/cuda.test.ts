@@ -289,3 +289,14 @@ describe.runIf(cuda.available && cuda.emulated)('unusable devices (CPU shim)', (
     expect(r.grown).toBeLessThan(128);
   });
 });
+
+describe.runIf(cuda.available)('CUDA limits are checked before a call reaches the device', () => {
+  it('backends().cuda.limits states them; a call past them is refused by name', () => {
+    expect(cuda.available && cuda.limits).toEqual({ maxHeadDim: 128, maxGrid: 65535 });
+    const wide = { data: new Float32Array(65536 * 2), shape: [65536, 1, 1, 2] };
+    expect(() => attention(wide, wide, wide, { backend: 'cuda' })).toThrow(
+      /backend 'cuda' supports batch and query heads up to 65535 each \(grid limits\), got 65536 and 1/,
+    );
+    expect(() => attention(wide, wide, wide, { backend: 'cpu' })).not.toThrow();
+  });
+});

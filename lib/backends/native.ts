@@ -32,6 +32,8 @@ export interface NativeCudaInfo {
   runtime: string;
   reason: string;
   devices: CudaDeviceInfo[];
+  /** What the CUDA kernels accept: head dims up to maxHeadDim, batch and query heads up to maxGrid each. */
+  limits: { maxHeadDim: number; maxGrid: number };
 }
 
 /** The binding's calling convention as the addon states it (native/napi/binding.cpp). */

@@ -301,9 +301,13 @@ CudaBuffer::~CudaBuffer() {
   if (current != device_) cudaSetDevice(current);
 }
 
+constexpr std::int64_t kMaxGrid = 65535;  // gridDim.y and gridDim.z carry query heads and batch
+
 CudaInfo cuda_info() {
   CudaInfo info;
   info.built = true;
+  info.max_head_dim = cuda::kSimtMaxDim;
+  info.max_grid = kMaxGrid;
 #if defined(QKV_CUDA_SHIM)
   info.emulated = true;
   info.runtime = "qkv CUDA shim (CPU emulation)";
@@ -447,7 +451,7 @@ Status attention_cuda(const AttentionArgs& args, int device, CudaResidency resid
                                " (q/k head dim " + std::to_string(D) + ", v head dim " + std::to_string(Dv) +
                                "); use backend 'cpu' for larger ones");
   }
-  if (B > 65535 || Hq > 65535) {
+  if (B > kMaxGrid || Hq > kMaxGrid) {
     return Status::range_error("backend 'cuda': batch and query heads must each be <= 65535 (grid limits), got " +
                                std::to_string(B) + " and " + std::to_string(Hq));
   }

@@ -33,6 +33,10 @@ Napi::Value CudaInfoFn(const Napi::CallbackInfo& info) {
   o.Set("emulated", ci.emulated);
   o.Set("runtime", ci.runtime);
   o.Set("reason", ci.reason);
+  Napi::Object limits = Napi::Object::New(env);
+  limits.Set("maxHeadDim", static_cast<double>(ci.max_head_dim));
+  limits.Set("maxGrid", static_cast<double>(ci.max_grid));
+  o.Set("limits", limits);
   Napi::Array devices = Napi::Array::New(env, ci.devices.size());
   for (std::size_t i = 0; i < ci.devices.size(); ++i) {
     const CudaDevice& d = ci.devices[i];

@@ -25,6 +25,10 @@ struct CudaInfo {
   std::string runtime;    // e.g. "CUDA runtime 13.0"
   std::vector<CudaDevice> devices;
   std::string reason;     // why no device can be used, when `devices` is empty
+  // What the kernels accept (0 when not built): head dims up to max_head_dim; batch and query
+  // heads up to max_grid each (grid limits).
+  std::int64_t max_head_dim = 0;
+  std::int64_t max_grid = 0;
 };
 
 // Queried on every call (cheap: the runtime caches it); never fails, reports instead.
