@@ -31,10 +31,15 @@ export interface MaskOptions {
 
 /** The mask options in the binding's form (shared by the native and JS backends). */
 export interface NormalizedMask {
-  causal: boolean;
-  alignment: 'upper-left' | 'lower-right';
-  windowLeft: number; // -1: unbounded
-  windowRight: number; // -1: unbounded
+  /**
+   * The mask geometry every backend and kernel uses: query i's diagonal key is
+   * i + diagonalOffset (0: upper-left; Skv - Sq: lower-right), and keys
+   * diag - windowLeft <= j <= diag + windowRight are visible (-1: unbounded). Causal is a
+   * right edge of 0.
+   */
+  diagonalOffset: number;
+  windowLeft: number;
+  windowRight: number;
   mask: { kind: 'boolean' | 'additive'; data: Uint8Array | Float32Array; strides: number[] } | null;
   keyLengths: Int32Array | null;
   alibiSlopes: Float32Array | null;
@@ -136,9 +141,9 @@ export function normalizeMask(options: MaskOptions, B: number, Hq: number, Sq: n
     softcap = Math.fround(x);
   }
 
+  if (c !== false) windowRight = 0; // causal: nothing right of the diagonal
   return {
-    causal: c !== false,
-    alignment: c === 'lower-right' ? 'lower-right' : 'upper-left',
+    diagonalOffset: c === 'lower-right' ? Skv - Sq : 0,
     windowLeft,
     windowRight,
     mask: options.mask === undefined ? null : broadcastMask(options.mask, [B, Hq, Sq, Skv]),

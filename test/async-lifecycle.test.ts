@@ -138,7 +138,7 @@ describe.runIf(native)('Worker.terminate() with attentionAsync calls in flight',
     const call = {
       q: view, k: view, v: view, out: view,
       lse: { data: new Float32Array(0), dtype: 'float32', shape: [1, H, S, 1], strides: [H * S, S, 1, 1] },
-      scale: 0.125, threads: 0, device, causal: false, alignment: 'upper-left', windowLeft: -1, windowRight: -1,
+      scale: 0.125, threads: 0, device, diagonalOffset: 0, windowLeft: -1, windowRight: -1,
       softcap: 0, mask: null, keyLengths: null, alibiSlopes: null,
     } as unknown as AttentionCall;
     return Array.from(encodeCall(call)[0] as Float64Array);

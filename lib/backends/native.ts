@@ -140,15 +140,14 @@ export const HEADER = {
   maskStrides: 40,
   scale: 44,
   softcap: 45,
-  causal: 46,
-  alignment: 47,
-  windowLeft: 48,
-  windowRight: 49,
-  threads: 50,
-  maskKind: 51,
-  dtype: 52,
-  cudaDevice: 53,
-  length: 54,
+  diagonalOffset: 46,
+  windowLeft: 47,
+  windowRight: 48,
+  threads: 49,
+  maskKind: 50,
+  dtype: 51,
+  cudaDevice: 52,
+  length: 53,
 } as const;
 
 const DTYPE_CODE = { float32: 0, float16: 1, bfloat16: 2 } as const;
@@ -186,8 +185,7 @@ export function encodeCall(call: AttentionCall, header = new Float64Array(HEADER
   if (call.mask) header.set(call.mask.strides, HEADER.maskStrides);
   header[HEADER.scale] = call.scale;
   header[HEADER.softcap] = call.softcap;
-  header[HEADER.causal] = call.causal ? 1 : 0;
-  header[HEADER.alignment] = call.alignment === 'lower-right' ? 1 : 0;
+  header[HEADER.diagonalOffset] = call.diagonalOffset;
   header[HEADER.windowLeft] = call.windowLeft;
   header[HEADER.windowRight] = call.windowRight;
   header[HEADER.threads] = call.threads;

@@ -6,12 +6,10 @@ import type { View4 } from '../tensor';
 import type { AttentionCall, Backend } from './types';
 
 function visibleRange(call: AttentionCall, b: number, i: number): [number, number] {
-  const Sq = call.q.shape[2];
   const Skv = call.k.shape[2];
-  const diag = i + (call.alignment === 'lower-right' ? Skv - Sq : 0);
+  const diag = i + call.diagonalOffset;
   let lo = 0;
   let hi = call.keyLengths ? Math.min(Skv, call.keyLengths[b]) : Skv;
-  if (call.causal) hi = Math.min(hi, diag + 1);
   if (call.windowRight >= 0) hi = Math.min(hi, diag + call.windowRight + 1);
   if (call.windowLeft >= 0) lo = Math.max(lo, diag - call.windowLeft);
   return [lo, Math.max(lo, hi)];
@@ -53,7 +51,6 @@ export function referenceAttention(call: AttentionCall): void {
   const od = out.data as Float32Array;
   const scores = new Float64Array(Skv);
   const acc = new Float64Array(Dv);
-  const offset = call.alignment === 'lower-right' ? Skv - Sq : 0;
 
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hq; h++) {
@@ -70,7 +67,7 @@ export function referenceAttention(call: AttentionCall): void {
           for (let d = 0; d < D; d++) dot += qd[qBase + d * q.strides[3]] * kd[kBase + d * k.strides[3]];
           let s = dot * call.scale;
           if (call.softcap > 0) s = call.softcap * Math.tanh(s / call.softcap);
-          if (slope !== 0) s -= slope * Math.abs(i + offset - j);
+          if (slope !== 0) s -= slope * Math.abs(i + call.diagonalOffset - j);
           if (mask) {
             const at = b * mask.strides[0] + h * mask.strides[1] + i * mask.strides[2] + j * mask.strides[3];
             if (mask.kind === 'boolean') {

@@ -191,8 +191,13 @@ Status check(const AttentionArgs& a) {
   if (!(a.softcap >= 0.0f) || !std::isfinite(a.softcap)) {
     return Status::range_error("softcap must be a finite number >= 0 (0 = off), got " + std::to_string(a.softcap));
   }
-  if (a.alignment != Alignment::upper_left && a.alignment != Alignment::lower_right) {
-    return Status::range_error("alignment: unknown value");
+  // diag(i) ± window must not overflow: |offset| and the window edges stay far below 2^63.
+  constexpr std::int64_t kMaxOffset = std::int64_t{1} << 53;
+  if (a.diagonal_offset < -kMaxOffset || a.diagonal_offset > kMaxOffset) {
+    return Status::range_error("diagonal offset must be in [-2^53, 2^53], got " + std::to_string(a.diagonal_offset));
+  }
+  if (a.window_left > kMaxOffset || a.window_right > kMaxOffset) {
+    return Status::range_error("window: left and right must be <= 2^53");
   }
   if (a.window_left < kUnbounded || a.window_right < kUnbounded) {
     return Status::range_error("window: left and right must be >= 0 (or unbounded)");

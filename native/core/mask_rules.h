@@ -1,6 +1,7 @@
-// The interval rules of the mask options (causal, sliding window, key lengths), shared by
-// every kernel. They make each query row's visible keys one interval [lo, hi), so kernels
-// can skip whole key blocks; the element masks (boolean/additive) then act inside it.
+// The interval rules of the mask geometry (a diagonal and a window around it; causal is a
+// right edge of 0) and of key lengths, shared by every kernel. They make each query row's
+// visible keys one interval [lo, hi), so kernels can skip whole key blocks; the element masks
+// (boolean/additive) then act inside it.
 #pragma once
 
 #include <cmath>
@@ -22,7 +23,6 @@ struct KeyInterval {
 };
 
 struct MaskRules {
-  bool causal;
   std::int64_t diagonal_offset;  // diag(i) = i + diagonal_offset
   std::int64_t window_left;      // < 0: unbounded
   std::int64_t window_right;     // < 0: unbounded
@@ -32,7 +32,6 @@ struct MaskRules {
     const std::int64_t diag = query + diagonal_offset;
     std::int64_t lo = 0;
     std::int64_t hi = key_limit < kv_len ? key_limit : kv_len;
-    if (causal && diag + 1 < hi) hi = diag + 1;
     if (window_right >= 0 && diag + window_right + 1 < hi) hi = diag + window_right + 1;
     if (window_left >= 0 && diag - window_left > lo) lo = diag - window_left;
     if (hi < lo) hi = lo;
@@ -76,10 +75,7 @@ QKV_HOST_DEVICE inline float masked_score(const AttentionArgs& a, const MaskRule
 }
 
 inline MaskRules mask_rules_of(const AttentionArgs& args) {
-  const std::int64_t sq = args.q.shape[2];
-  const std::int64_t skv = args.k.shape[2];
-  return MaskRules{args.causal, args.alignment == Alignment::lower_right ? skv - sq : 0,
-                   args.window_left, args.window_right, skv};
+  return MaskRules{args.diagonal_offset, args.window_left, args.window_right, args.k.shape[2]};
 }
 
 }  // namespace qkv

@@ -130,13 +130,8 @@ Status read_arguments(const Napi::CallbackInfo& info, CallArguments* call) {
     return Status::range_error("options.softcap must be a float32 number in [1.401298464324817e-45, "
                                "3.4028234663852886e38], got " + std::to_string(h.values[kSoftcap]));
   }
-  std::int64_t flag = 0;
-  s = h.integer(kCausal, "options.causal", -1, 0, 1, &flag);
+  s = h.integer(kDiagonalOffset, "diagonal offset", -1, -kMaxSafeInteger, kMaxSafeInteger, &a.diagonal_offset);
   if (!s.ok()) return s;
-  a.causal = flag == 1;
-  s = h.integer(kAlignment, "options.alignment", -1, 0, 1, &flag);
-  if (!s.ok()) return s;
-  a.alignment = flag == 1 ? Alignment::lower_right : Alignment::upper_left;
   s = h.integer(kWindowLeft, "options.window.left", -1, -1, kMaxSafeInteger, &a.window_left);
   if (s.ok()) s = h.integer(kWindowRight, "options.window.right", -1, -1, kMaxSafeInteger, &a.window_right);
   std::int64_t threads = 0;

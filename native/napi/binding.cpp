@@ -60,7 +60,7 @@ Napi::Object Layout(Napi::Env env) {
   const std::pair<const char*, int> fields[] = {
       {"qShape", kQShape}, {"kShape", kKShape}, {"vShape", kVShape}, {"outShape", kOutShape},
       {"lseShape", kLseShape}, {"maskStrides", kMaskStrides}, {"scale", kScale}, {"softcap", kSoftcap},
-      {"causal", kCausal}, {"alignment", kAlignment}, {"windowLeft", kWindowLeft}, {"windowRight", kWindowRight},
+      {"diagonalOffset", kDiagonalOffset}, {"windowLeft", kWindowLeft}, {"windowRight", kWindowRight},
       {"threads", kThreads}, {"maskKind", kMaskKind}, {"dtype", kDType}, {"cudaDevice", kCudaDevice},
       {"length", kHeaderLength}};
   for (const auto& f : fields) header.Set(f.first, f.second);

@@ -17,15 +17,14 @@ enum HeaderField : int {
   kMaskStrides = 40, // 4 values, read only when mask is passed
   kScale = 44,
   kSoftcap = 45,
-  kCausal = 46,      // 0 or 1
-  kAlignment = 47,   // 0 upper-left, 1 lower-right
-  kWindowLeft = 48,  // -1 unbounded
-  kWindowRight = 49,
-  kThreads = 50,     // 0 default
-  kMaskKind = 51,    // 0 none, 1 boolean, 2 additive
-  kDType = 52,       // 0 float32, 1 float16, 2 bfloat16 (q, k, v and out)
-  kCudaDevice = 53,  // 0: the CPU backend; n >= 1: CUDA device n - 1 (q, k, v may then be device buffers)
-  kHeaderLength = 54,
+  kDiagonalOffset = 46,  // diag(i) = i + offset (AttentionArgs::diagonal_offset)
+  kWindowLeft = 47,      // -1 unbounded
+  kWindowRight = 48,     // -1 unbounded; 0 with causal
+  kThreads = 49,         // 0 default
+  kMaskKind = 50,        // 0 none, 1 boolean, 2 additive
+  kDType = 51,           // 0 float32, 1 float16, 2 bfloat16 (q, k, v and out)
+  kCudaDevice = 52,      // 0: the CPU backend; n >= 1: CUDA device n - 1 (q, k, v may then be device buffers)
+  kHeaderLength = 53,
 };
 
 }  // namespace napi

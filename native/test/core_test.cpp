@@ -43,7 +43,7 @@ void contiguous(qkv::TensorDesc& t, std::vector<float>& data, std::int64_t b, st
 struct Case {
   std::int64_t B, Hq, Hkv, Sq, Skv, D, Dv;
   bool causal;
-  qkv::Alignment alignment;
+  bool lower_right;  // the diagonal at i + Skv - Sq (else at i)
   std::int64_t window_left, window_right;
   qkv::MaskKind mask;
   bool lengths, alibi;
@@ -70,10 +70,7 @@ void run_case(const Case& c, std::mt19937& gen, const char* isa) {
   contiguous(a.out, buf.out, c.B, c.Hq, c.Sq, c.Dv);
   contiguous(a.lse, buf.lse, c.B, c.Hq, c.Sq, 1);
   a.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
-  a.causal = c.causal;
-  a.alignment = c.alignment;
-  a.window_left = c.window_left;
-  a.window_right = c.window_right;
+  qkv::test::set_geometry(a, c.causal, c.lower_right, c.window_left, c.window_right);
   a.softcap = c.softcap;
   if (c.mask == qkv::MaskKind::boolean) {  // [Sq, Skv] broadcast over batch and heads
     buf.boolean.resize(static_cast<std::size_t>(c.Sq * c.Skv));
@@ -181,10 +178,10 @@ int main() {
   int count = 0;
   for (const auto& s : sizes) {
     for (int mode = 0; mode < 6; ++mode) {
-      Case c{1, 2, 1, s[0], s[1], 16, 16, false, qkv::Alignment::upper_left, qkv::kUnbounded, qkv::kUnbounded,
+      Case c{1, 2, 1, s[0], s[1], 16, 16, false, false, qkv::kUnbounded, qkv::kUnbounded,
              qkv::MaskKind::none, false, false, 0.0f};
       if (mode == 1) c.causal = true;
-      if (mode == 2) c.causal = true, c.alignment = qkv::Alignment::lower_right, c.window_left = 5;
+      if (mode == 2) c.causal = true, c.lower_right = true, c.window_left = 5;
       if (mode == 3) c.mask = qkv::MaskKind::boolean, c.B = 2, c.lengths = true;
       if (mode == 4) c.mask = qkv::MaskKind::additive, c.B = 2, c.Dv = 7, c.alibi = true;
       if (mode == 5) c.softcap = 2.0f, c.window_right = 3, c.D = 65, c.Hq = 4, c.Hkv = 2;

@@ -109,7 +109,7 @@ void mma_tile_test(std::mt19937& gen) {
 struct Case {
   std::int64_t B, Hq, Hkv, Sq, Skv, D, Dv;
   bool causal;
-  qkv::Alignment alignment;
+  bool lower_right;  // the diagonal at i + Skv - Sq (else at i)
   std::int64_t window_left;
   qkv::MaskKind mask;
   bool lengths, alibi, strided;
@@ -138,9 +138,7 @@ struct Options {
 void set_options(const Case& c, qkv::AttentionArgs& args, Options& o, std::mt19937& gen) {
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   args.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
-  args.causal = c.causal;
-  args.alignment = c.alignment;
-  args.window_left = c.window_left;
+  qkv::test::set_geometry(args, c.causal, c.lower_right, c.window_left, qkv::kUnbounded);
   args.softcap = c.softcap;
   if (c.mask == qkv::MaskKind::boolean) {
     o.boolean.resize(static_cast<std::size_t>(c.Sq * c.Skv));
@@ -290,10 +288,10 @@ int main() {
   const std::int64_t sizes[][2] = {{1, 1}, {1, 65}, {7, 7}, {7, 65}, {33, 33}, {65, 7}, {9, 129}};
   for (const auto& s : sizes) {
     for (int mode = 0; mode < 6; ++mode) {
-      Case c{1, 2, 1, s[0], s[1], 16, 16, false, qkv::Alignment::upper_left, qkv::kUnbounded,
+      Case c{1, 2, 1, s[0], s[1], 16, 16, false, false, qkv::kUnbounded,
              qkv::MaskKind::none, false, false, false, 0.0f};
       if (mode == 1) c.causal = true, c.strided = true;
-      if (mode == 2) c.causal = true, c.alignment = qkv::Alignment::lower_right, c.window_left = 5;
+      if (mode == 2) c.causal = true, c.lower_right = true, c.window_left = 5;
       if (mode == 3) c.mask = qkv::MaskKind::boolean, c.B = 2, c.lengths = true;
       if (mode == 4) c.mask = qkv::MaskKind::additive, c.B = 2, c.Dv = 7, c.alibi = true;
       if (mode == 5) c.softcap = 2.0f, c.D = 65, c.Dv = 128, c.Hq = 4, c.Hkv = 2;
@@ -302,7 +300,7 @@ int main() {
   }
   // Decode: few queries, keys split into chunks (some fully masked by the window or lengths).
   for (int mode = 0; mode < 6; ++mode) {
-    Case c{1, 4, 2, 1 + mode % 3, 300, 32, 32, true, qkv::Alignment::lower_right, qkv::kUnbounded,
+    Case c{1, 4, 2, 1 + mode % 3, 300, 32, 32, true, true, qkv::kUnbounded,
            qkv::MaskKind::none, false, false, false, 0.0f, 64};
     if (mode == 1) c.window_left = 70;
     if (mode == 2) c.mask = qkv::MaskKind::additive, c.B = 2, c.lengths = true, c.split_chunk = 37;
@@ -315,10 +313,10 @@ int main() {
   const std::int64_t mma_sizes[][2] = {{1, 1}, {7, 65}, {16, 16}, {33, 40}, {65, 129}};
   for (const auto& s : mma_sizes) {
     for (int mode = 0; mode < 6; ++mode) {
-      Case c{1, 2, 1, s[0], s[1], 64, 64, false, qkv::Alignment::upper_left, qkv::kUnbounded,
+      Case c{1, 2, 1, s[0], s[1], 64, 64, false, false, qkv::kUnbounded,
              qkv::MaskKind::none, false, false, false, 0.0f};
       if (mode == 1) c.causal = true, c.strided = true, c.D = 72, c.Dv = 40;
-      if (mode == 2) c.causal = true, c.alignment = qkv::Alignment::lower_right, c.window_left = 9, c.D = 16, c.Dv = 16;
+      if (mode == 2) c.causal = true, c.lower_right = true, c.window_left = 9, c.D = 16, c.Dv = 16;
       if (mode == 3) c.mask = qkv::MaskKind::boolean, c.B = 2, c.lengths = true;
       if (mode == 4) c.mask = qkv::MaskKind::additive, c.B = 2, c.Dv = 7, c.alibi = true;
       if (mode == 5) c.softcap = 2.0f, c.D = 128, c.Dv = 128, c.Hq = 4, c.Hkv = 2;

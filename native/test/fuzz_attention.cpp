@@ -22,6 +22,11 @@ class Bytes {
   Bytes(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
   std::uint8_t u8() { return pos_ < size_ ? data_[pos_++] : 0; }
   std::int64_t small(int max) { return static_cast<std::int64_t>(u8() % (max + 1)); }
+  std::int64_t i64() {
+    std::uint64_t x = 0;
+    for (int i = 0; i < 8; ++i) x = x << 8 | u8();
+    return static_cast<std::int64_t>(x);
+  }
   float f32() {
     std::uint32_t bits = 0;
     for (int i = 0; i < 4; ++i) bits = bits << 8 | u8();
@@ -112,10 +117,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   a.scale = in.u8() % 8 == 0 ? in.f32() : 0.125f;
   a.softcap = in.u8() % 8 == 0 ? in.f32() : 0.0f;
-  a.causal = in.u8() % 2;
-  a.alignment = static_cast<qkv::Alignment>(in.u8() % 2);
+  // Any diagonal: upper-left, lower-right, or arbitrary (a per-sequence offset, far ones too).
+  const std::uint8_t diagonal = in.u8() % 4;
+  a.diagonal_offset = diagonal == 0 ? 0 : diagonal == 1 ? Skv - Sq : diagonal == 2 ? in.small(200) - 100 : in.i64();
   a.window_left = in.u8() % 4 == 0 ? in.small(80) - 2 : qkv::kUnbounded;
-  a.window_right = in.u8() % 4 == 0 ? in.small(80) - 2 : qkv::kUnbounded;
+  a.window_right = in.u8() % 3 == 0 ? in.small(80) - 2 : qkv::kUnbounded;
   a.threads = static_cast<int>(in.small(3));
 
   const std::uint8_t mask_mode = in.u8() % 3;

@@ -25,11 +25,10 @@ Reference reference64(const AttentionArgs& a) {
     for (std::int64_t h = 0; h < Hq; ++h) {
       const std::int64_t hk = h * Hkv / Hq;
       for (std::int64_t i = 0; i < Sq; ++i) {
-        const std::int64_t diag = a.alignment == Alignment::lower_right ? i + Skv - Sq : i;
+        const std::int64_t diag = i + a.diagonal_offset;
         double max = -inf;
         for (std::int64_t j = 0; j < Skv; ++j) {
           bool visible = true;
-          if (a.causal && j > diag) visible = false;
           if (a.key_lengths && j >= a.key_lengths[b]) visible = false;
           if (a.window_left >= 0 && j < diag - a.window_left) visible = false;
           if (a.window_right >= 0 && j > diag + a.window_right) visible = false;

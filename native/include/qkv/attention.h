@@ -25,10 +25,6 @@ struct TensorDesc {
   std::int64_t capacity = 0;
 };
 
-// Where query i's "diagonal" key lies: i (upper-left) or i + Skv - Sq (lower-right, the
-// alignment a KV-cache decode step needs). Causal and window bounds and ALiBi use it.
-enum class Alignment : int { upper_left = 0, lower_right = 1 };
-
 enum class MaskKind : int { none = 0, boolean = 1, additive = 2 };
 
 // A mask broadcast to [B, Hq, Sq, Skv]: broadcast dimensions have stride 0.
@@ -51,11 +47,13 @@ struct AttentionArgs {
   TensorDesc lse;  // optional (data == nullptr): float32 [B, Hq, Sq, 1]
 
   float scale = 1.0f;
-  // Masking, all combinable.
-  bool causal = false;  // key j visible iff j <= diag(i)
-  Alignment alignment = Alignment::upper_left;
-  std::int64_t window_left = kUnbounded;   // key j visible iff diag - left <= j
-  std::int64_t window_right = kUnbounded;  //                 and j <= diag + right
+  // Mask geometry, the same few numbers everywhere: query i's diagonal key is
+  // diag(i) = i + diagonal_offset (0: upper-left; Skv - Sq: lower-right, a KV-cache step), and
+  // key j is visible iff diag - window_left <= j <= diag + window_right. Causal attention is
+  // window_right = 0. Window bounds and ALiBi distances use the diagonal.
+  std::int64_t diagonal_offset = 0;
+  std::int64_t window_left = kUnbounded;
+  std::int64_t window_right = kUnbounded;
   MaskDesc mask;
   const std::int32_t* key_lengths = nullptr;  // optional [B]: keys >= key_lengths[b] masked
   std::int64_t key_lengths_count = 0;
