@@ -113,6 +113,9 @@ Arena& thread_arena() {
 Status run_with(const AttentionArgs& args, const KernelTable& kernels) {
   Status status = check(args);
   if (!status.ok()) return status;
+  for (const TensorDesc* t : {&args.q, &args.k, &args.v, &args.out, &args.lse}) {
+    if (t->location != Location::host) return Status::type_error("backend 'cpu' reads host memory only, not CUDA device memory");
+  }
   Plan plan = make_plan(args);
   if (plan.query_tasks() == 0) return status;
 

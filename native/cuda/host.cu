@@ -441,9 +441,12 @@ Status cuda_read(const CudaBuffer& buffer, std::int64_t offset, void* host, std:
   return copy_through_pinned(buffer, offset, static_cast<char*>(host), bytes, false);
 }
 
-Status attention_cuda(const AttentionArgs& args, int device, CudaResidency resident) {
+Status attention_cuda(const AttentionArgs& args, int device) {
   Status s = check(args);
   if (!s.ok()) return s;
+  if (args.out.location != Location::host || args.lse.location != Location::host) {
+    return Status::type_error("backend 'cuda': out and lse must be host memory");
+  }
   const std::int64_t B = args.q.shape[0], Hq = args.q.shape[1], Sq = args.q.shape[2], D = args.q.shape[3];
   const std::int64_t Skv = args.k.shape[2], Dv = args.v.shape[3];
   if (D > cuda::kSimtMaxDim || Dv > cuda::kSimtMaxDim) {
@@ -469,13 +472,13 @@ Status attention_cuda(const AttentionArgs& args, int device, CudaResidency resid
     staged.push_back({host, static_cast<std::size_t>(bytes), at, std::move(repoint)});
     at = align_up(at + static_cast<std::size_t>(bytes));
   };
-  const auto stage_tensor = [&](const TensorDesc& host, TensorDesc& dev, bool is_resident) {
-    if (is_resident) return;
+  const auto stage_tensor = [&](const TensorDesc& host, TensorDesc& dev) {
+    if (host.location == Location::cuda) return;  // already on the device
     stage(host.data, reach(host.shape, host.strides) * static_cast<std::int64_t>(es), [&dev](char* p) { dev.data = p; });
   };
-  stage_tensor(args.q, d.q, resident.q);
-  stage_tensor(args.k, d.k, resident.k);
-  stage_tensor(args.v, d.v, resident.v);
+  stage_tensor(args.q, d.q);
+  stage_tensor(args.k, d.k);
+  stage_tensor(args.v, d.v);
   if (args.mask.kind != MaskKind::none) {
     const std::int64_t mask_shape[4] = {B, Hq, Sq, Skv};
     const std::int64_t mask_es = args.mask.kind == MaskKind::boolean ? 1 : 4;

@@ -24,6 +24,6 @@ CudaInfo cuda_info() {
 Status cuda_allocate(int, std::int64_t, std::shared_ptr<CudaBuffer>*) { return unavailable(); }
 Status cuda_write(const CudaBuffer&, std::int64_t, const void*, std::int64_t) { return unavailable(); }
 Status cuda_read(const CudaBuffer&, std::int64_t, void*, std::int64_t) { return unavailable(); }
-Status attention_cuda(const AttentionArgs&, int, CudaResidency) { return unavailable(); }
+Status attention_cuda(const AttentionArgs&, int) { return unavailable(); }
 
 }  // namespace qkv

@@ -50,12 +50,12 @@ Status typed_array(const Napi::Value& value, const char* name, napi_typedarray_t
 }
 
 // q, k or v as device memory (backend 'cuda' only): its buffer must live on the call's device.
-Status device_tensor(const Napi::Value& data, const char* name, DType dtype, TensorDesc* desc, bool* resident,
+Status device_tensor(const Napi::Value& data, const char* name, DType dtype, TensorDesc* desc, bool may_be_device,
                      CallArguments* call) {
   if (call->device < 0) {
     return Status::type_error(std::string(name) + " is CUDA device memory (a DeviceTensor): only backend 'cuda' can read it");
   }
-  if (resident == nullptr) return Status::type_error(std::string(name) + " must be host memory (a typed array), not a DeviceTensor");
+  if (!may_be_device) return Status::type_error(std::string(name) + " must be host memory (a typed array), not a DeviceTensor");
   std::shared_ptr<CudaBuffer> buffer;
   Status s = device_buffer(data, name, &buffer);
   if (!s.ok()) return s;
@@ -65,18 +65,18 @@ Status device_tensor(const Napi::Value& data, const char* name, DType dtype, Ten
   }
   desc->data = buffer->data();
   desc->capacity = buffer->bytes() / static_cast<std::int64_t>(dtype_size(dtype));
-  *resident = true;
+  desc->location = Location::cuda;
   call->buffers.push_back(std::move(buffer));
   return Status::success();
 }
 
 Status tensor(const Header& h, int at, const Napi::Value& data, const char* name, const char* shape_name,
               const char* strides_name, DType dtype, Field field, TensorDesc* desc, CallArguments* call,
-              bool* resident = nullptr) {
+              bool may_be_device = false) {
   desc->dtype = dtype;
   const bool f32 = dtype == DType::float32;
   if (is_device_handle(data)) {
-    Status s = device_tensor(data, name, dtype, desc, resident, call);
+    Status s = device_tensor(data, name, dtype, desc, may_be_device, call);
     if (s.ok()) s = h.int4(at, shape_name, desc->shape);
     if (s.ok()) s = h.int4(at + 4, strides_name, desc->strides);
     return s;
@@ -113,9 +113,9 @@ Status read_arguments(const Napi::CallbackInfo& info, CallArguments* call) {
   s = h.integer(kCudaDevice, "header.cudaDevice", -1, 0, 1024, &cuda_device);
   if (!s.ok()) return s;
   call->device = static_cast<int>(cuda_device) - 1;
-  s = tensor(h, kQShape, info[1], "q", "q.shape", "q.strides", dt, Field::q, &a.q, call, &call->resident.q);
-  if (s.ok()) s = tensor(h, kKShape, info[2], "k", "k.shape", "k.strides", dt, Field::k, &a.k, call, &call->resident.k);
-  if (s.ok()) s = tensor(h, kVShape, info[3], "v", "v.shape", "v.strides", dt, Field::v, &a.v, call, &call->resident.v);
+  s = tensor(h, kQShape, info[1], "q", "q.shape", "q.strides", dt, Field::q, &a.q, call, true);
+  if (s.ok()) s = tensor(h, kKShape, info[2], "k", "k.shape", "k.strides", dt, Field::k, &a.k, call, true);
+  if (s.ok()) s = tensor(h, kVShape, info[3], "v", "v.shape", "v.strides", dt, Field::v, &a.v, call, true);
   if (s.ok()) s = tensor(h, kOutShape, info[4], "out", "out.shape", "out.strides", dt, Field::out, &a.out, call);
   if (s.ok() && !info[5].IsNull() && !info[5].IsUndefined()) {
     s = tensor(h, kLseShape, info[5], "lse", "lse.shape", "lse.strides", DType::float32, Field::lse, &a.lse, call);

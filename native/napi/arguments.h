@@ -35,7 +35,6 @@ struct CallArguments {
   AttentionArgs args;
   std::vector<Source> sources;
   int device = -1;  // -1: CPU backend; else the CUDA device
-  CudaResidency resident;
   std::vector<std::shared_ptr<CudaBuffer>> buffers;  // device memory the call reads
 };
 

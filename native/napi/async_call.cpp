@@ -126,7 +126,7 @@ class Job {
  private:
   static void Execute(napi_env, void* data) {
     Job* job = static_cast<Job*>(data);
-    job->status_ = run_guarded(job->call_.args, job->call_.device, job->call_.resident);
+    job->status_ = run_guarded(job->call_.args, job->call_.device);
   }
 
   static void Complete(napi_env env, napi_status, void* data);

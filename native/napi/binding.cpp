@@ -28,7 +28,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CallArguments call;
   Status status = read_arguments(info, &call);
-  if (status.ok()) status = run_guarded(call.args, call.device, call.resident);
+  if (status.ok()) status = run_guarded(call.args, call.device);
   if (!status.ok()) throw_status(env, status);
   return env.Undefined();
 }

@@ -17,9 +17,14 @@ const char* dtype_name(DType dtype);
 // layout: the caller permutes strides, so 'bshd' and split-head views are just strides.
 // Strides and capacity count elements, not bytes. Every element the shape can reach must
 // lie below `capacity` (checked, with overflow checks, before anything is read).
+// Where a tensor's memory lives: host memory, or a CUDA device's (then `data` is a device
+// pointer, readable only by backend 'cuda' on that device).
+enum class Location : int { host = 0, cuda = 1 };
+
 struct TensorDesc {
   void* data = nullptr;
   DType dtype = DType::float32;
+  Location location = Location::host;
   std::int64_t shape[4] = {0, 0, 0, 0};
   std::int64_t strides[4] = {0, 0, 0, 0};
   std::int64_t capacity = 0;

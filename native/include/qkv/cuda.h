@@ -58,15 +58,10 @@ Status cuda_allocate(int device, std::int64_t bytes, std::shared_ptr<CudaBuffer>
 Status cuda_write(const CudaBuffer& buffer, std::int64_t offset, const void* host, std::int64_t bytes);
 Status cuda_read(const CudaBuffer& buffer, std::int64_t offset, void* host, std::int64_t bytes);
 
-// Which of q, k, v already live in device memory (their TensorDesc data and capacity then
-// describe a CudaBuffer on `device`); everything else is host memory, staged per call.
-struct CudaResidency {
-  bool q = false, k = false, v = false;
-};
-
-// check(), then the forward pass on CUDA device `device`: host inputs are staged through
-// pinned memory on a stream of that device, the output and lse are copied back into their
-// host views (any strides). Same semantics as attention_cpu; D and Dv ≤ 128.
-Status attention_cuda(const AttentionArgs& args, int device, CudaResidency resident);
+// check(), then the forward pass on CUDA device `device`: q, k and v may live on that device
+// (Location::cuda: their data and capacity describe a CudaBuffer there); host inputs are
+// staged through pinned memory on a stream of that device; the output and lse (host memory)
+// are copied back into their views (any strides). Same semantics as attention_cpu; D, Dv ≤ 128.
+Status attention_cuda(const AttentionArgs& args, int device);
 
 }  // namespace qkv
