@@ -1,9 +1,9 @@
 // attention() and attentionAsync(): validate, normalise to logical [B, H, S, D] views,
 // allocate outputs, pick a backend.
 import {
-  autoAddon,
   cudaAvailability,
   cudaBackend,
+  hostBackend,
   nativeAddon,
   nativeBackend,
   type CudaAvailability,
@@ -281,19 +281,10 @@ function chooseBackend(
         `use backend 'cuda', or copy it with toHost()`,
     );
   }
-  switch (picked) {
-    case 'js':
-      return { backend: referenceBackend, device: -1 };
-    case 'cpu': {
-      const native = nativeBackend();
-      if (!native) throw new Error(`qkv: backend 'cpu' is unavailable: ${nativeAddon().error}`);
-      return { backend: native, device: -1 };
-    }
-    case 'auto':
-      return { backend: autoAddon() ? nativeBackend()! : referenceBackend, device: -1 };
-    default:
-      throw new TypeError(`qkv: options.backend must be 'auto', 'cpu', 'cuda' or 'js', got ${show(choice)}`);
+  if (picked !== 'auto' && picked !== 'cpu' && picked !== 'js') {
+    throw new TypeError(`qkv: options.backend must be 'auto', 'cpu', 'cuda' or 'js', got ${show(choice)}`);
   }
+  return { backend: hostBackend(picked, '') === 'cpu' ? nativeBackend()! : referenceBackend, device: -1 };
 }
 
 /** Runs a prepared call on the calling thread. */

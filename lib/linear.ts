@@ -1,7 +1,7 @@
 // Linear layers, y = x·Wᵀ + b, for the projections around attention. The native backend packs
 // W once (into the attention kernel's panel layout) and runs the same register-blocked
 // micro-kernel as Q·Kᵀ; the JS backend is a plain loop with float64 accumulation.
-import { autoAddon, nativeAddon } from './backends/native';
+import { hostBackend, nativeAddon } from './backends/native';
 import { checkKeys, optionsObject, show, threadsOption } from './options';
 import { describe } from './tensor';
 
@@ -45,12 +45,9 @@ export class Linear {
     if (choice !== 'auto' && choice !== 'cpu' && choice !== 'js') {
       throw new TypeError(`qkv: Linear: options.backend must be 'auto', 'cpu' or 'js', got ${show(choice)}`);
     }
-    const { error } = nativeAddon();
-    const addon = choice === 'auto' ? autoAddon() : choice === 'cpu' ? nativeAddon().addon : null;
-    if (choice === 'cpu' && !addon) throw new Error(`qkv: Linear: backend 'cpu' is unavailable: ${error}`);
-    this.backend = choice === 'js' || !addon ? 'js' : 'cpu';
+    this.backend = hostBackend(choice, 'Linear: ');
     if (this.backend === 'cpu') {
-      this.#handle = addon!.linearPack(weight, outFeatures, inFeatures, bias);
+      this.#handle = nativeAddon().addon!.linearPack(weight, outFeatures, inFeatures, bias);
       this.#weight = null;
       this.#bias = null;
     } else {

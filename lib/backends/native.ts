@@ -130,6 +130,19 @@ export function nativeAddon(): Loaded {
   return loaded;
 }
 
+/**
+ * The host backend a choice resolves to, by one rule for attention and Linear alike: 'js' is
+ * pure JS; 'cpu' is the addon or an Error saying why it is unavailable; 'auto' is the addon
+ * when it loads, else pure JS (announced once, see autoAddon). `where` prefixes messages.
+ */
+export function hostBackend(choice: 'auto' | 'cpu' | 'js', where: string): 'cpu' | 'js' {
+  if (choice === 'js') return 'js';
+  if (choice === 'auto') return autoAddon() ? 'cpu' : 'js';
+  const { addon, error } = nativeAddon();
+  if (!addon) throw new Error(`qkv: ${where}backend 'cpu' is unavailable: ${error}`);
+  return 'cpu';
+}
+
 /** Indices into the binding's Float64Array header (native/napi/header.h). */
 export const HEADER = {
   qShape: 0,
