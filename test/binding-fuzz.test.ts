@@ -3,7 +3,7 @@
 // TypeError/RangeError; nothing may crash (CI also runs this under ASan + UBSan).
 import { describe, expect, it } from 'vitest';
 import { backends } from '../lib';
-import { HEADER, nativeAddon } from '../lib/backends/native';
+import { headerLayout, nativeAddon } from '../lib/backends/native';
 import { rng } from './helpers';
 
 const ITERATIONS = process.env.QKV_SANITIZED ? 1500 : 6000;
@@ -25,6 +25,7 @@ describe.runIf(backends().cpu.available)('raw binding under random mutation', ()
     ];
     const junk = () => pick<unknown>([null, undefined, 0, 'x', {}, [], () => 1, new ArrayBuffer(8), ...arrays(int(50))]);
 
+    const HEADER = headerLayout();
     const valid = () => {
       const [B, Hq, Hkv, Sq, Skv, D, Dv] = [1 + int(2), 2, 1 + int(2), 1 + int(40), 1 + int(300), 1 + int(33), 1 + int(33)];
       const header = new Float64Array(HEADER.length);

@@ -143,44 +143,36 @@ export function hostBackend(choice: 'auto' | 'cpu' | 'js', where: string): 'cpu'
   return 'cpu';
 }
 
-/** Indices into the binding's Float64Array header (native/napi/header.h). */
-export const HEADER = {
-  qShape: 0,
-  kShape: 8,
-  vShape: 16,
-  outShape: 24,
-  lseShape: 32,
-  maskStrides: 40,
-  scale: 44,
-  softcap: 45,
-  diagonalOffset: 46,
-  windowLeft: 47,
-  windowRight: 48,
-  threads: 49,
-  maskKind: 50,
-  dtype: 51,
-  cudaDevice: 52,
-  length: 53,
-} as const;
+/**
+ * The fields of the binding's Float64Array header this file writes. Their indices, and the
+ * dtype and mask codes, come from the addon itself (native/napi/header.h, exported as
+ * `layout`): one table, in C++. An addon missing any of them is refused at load.
+ */
+const HEADER_FIELDS = [
+  'qShape', 'kShape', 'vShape', 'outShape', 'lseShape', 'maskStrides', 'scale', 'softcap', 'diagonalOffset',
+  'windowLeft', 'windowRight', 'threads', 'maskKind', 'dtype', 'cudaDevice', 'length',
+] as const;
+export type HeaderField = (typeof HEADER_FIELDS)[number];
+const CODES = { dtype: ['float32', 'float16', 'bfloat16'], maskKind: ['boolean', 'additive'] } as const;
 
-const DTYPE_CODE = { float32: 0, float16: 1, bfloat16: 2 } as const;
-const MASK_KIND_CODE = { boolean: 1, additive: 2 } as const;
-
-/** What differs between the addon's stated layout and this file's, or null when they agree. */
+/** What this file needs that the addon's stated layout lacks, or null when it has it all. */
 export function layoutMismatch(layout: BindingLayout | undefined): string | null {
   if (!layout || typeof layout !== 'object') return 'it states no layout';
-  const tables: Array<[string, Record<string, number>, Record<string, number> | undefined]> = [
-    ['header', HEADER, layout.header],
-    ['dtype', DTYPE_CODE, layout.dtype],
-    ['maskKind', MASK_KIND_CODE, layout.maskKind],
-  ];
-  for (const [name, ours, theirs] of tables) {
-    const keys = new Set([...Object.keys(ours), ...Object.keys(theirs ?? {})]);
-    for (const key of keys) {
-      if (ours[key] !== theirs?.[key]) return `${name}.${key}: ${theirs?.[key]} in the addon, ${ours[key]} here`;
+  const integer = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+  for (const field of HEADER_FIELDS) {
+    if (!integer(layout.header?.[field])) return `header.${field} is missing`;
+  }
+  for (const [table, names] of Object.entries(CODES)) {
+    for (const name of names) {
+      if (!integer((layout as unknown as Record<string, Record<string, number>>)[table]?.[name])) return `${table}.${name} is missing`;
     }
   }
   return null;
+}
+
+/** The loaded addon's header indices (the addon must be loaded). */
+export function headerLayout(): Readonly<Record<HeaderField, number>> {
+  return nativeAddon().addon!.layout.header as Record<HeaderField, number>;
 }
 
 function writeView(header: Float64Array, at: number, view: View4): void {
@@ -189,22 +181,25 @@ function writeView(header: Float64Array, at: number, view: View4): void {
 }
 
 /** The binding's arguments for a call. The header is copied by the binding before it returns. */
-export function encodeCall(call: AttentionCall, header = new Float64Array(HEADER.length)): unknown[] {
-  writeView(header, HEADER.qShape, call.q);
-  writeView(header, HEADER.kShape, call.k);
-  writeView(header, HEADER.vShape, call.v);
-  writeView(header, HEADER.outShape, call.out);
-  if (call.lse) writeView(header, HEADER.lseShape, call.lse);
-  if (call.mask) header.set(call.mask.strides, HEADER.maskStrides);
-  header[HEADER.scale] = call.scale;
-  header[HEADER.softcap] = call.softcap;
-  header[HEADER.diagonalOffset] = call.diagonalOffset;
-  header[HEADER.windowLeft] = call.windowLeft;
-  header[HEADER.windowRight] = call.windowRight;
-  header[HEADER.threads] = call.threads;
-  header[HEADER.maskKind] = call.mask ? MASK_KIND_CODE[call.mask.kind] : 0;
-  header[HEADER.dtype] = DTYPE_CODE[call.q.dtype as keyof typeof DTYPE_CODE];
-  header[HEADER.cudaDevice] = call.device + 1; // 0: the CPU backend
+export function encodeCall(call: AttentionCall, header?: Float64Array): unknown[] {
+  const { layout } = nativeAddon().addon!;
+  const H = layout.header as Record<HeaderField, number>;
+  header ??= new Float64Array(H.length);
+  writeView(header, H.qShape, call.q);
+  writeView(header, H.kShape, call.k);
+  writeView(header, H.vShape, call.v);
+  writeView(header, H.outShape, call.out);
+  if (call.lse) writeView(header, H.lseShape, call.lse);
+  if (call.mask) header.set(call.mask.strides, H.maskStrides);
+  header[H.scale] = call.scale;
+  header[H.softcap] = call.softcap;
+  header[H.diagonalOffset] = call.diagonalOffset;
+  header[H.windowLeft] = call.windowLeft;
+  header[H.windowRight] = call.windowRight;
+  header[H.threads] = call.threads;
+  header[H.maskKind] = call.mask ? layout.maskKind[call.mask.kind] : 0;
+  header[H.dtype] = layout.dtype[call.q.dtype];
+  header[H.cudaDevice] = call.device + 1; // 0: the CPU backend
   return [
     header,
     call.q.resident ?? call.q.data,
@@ -218,10 +213,9 @@ export function encodeCall(call: AttentionCall, header = new Float64Array(HEADER
   ];
 }
 
-// Safe to share: the binding reads every call (async ones too) before it returns.
-const sharedHeader = new Float64Array(HEADER.length);
-
 function backendOf(name: 'cpu' | 'cuda', addon: NativeAddon): Backend {
+  // Safe to share: the binding reads every call (async ones too) before it returns.
+  const sharedHeader = new Float64Array(addon.layout.header.length);
   return {
     name,
     run: (call) => addon.attention(...encodeCall(call, sharedHeader)),

@@ -53,8 +53,8 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   return caps;
 }
 
-// The calling convention, exported so the TypeScript side can check at load that it speaks
-// the same one (an addon from another version is refused, not misread).
+// The calling convention (header.h), exported: the TypeScript side writes headers from it,
+// so the indices and codes exist in one place; an addon lacking a field is refused.
 Napi::Object Layout(Napi::Env env) {
   Napi::Object header = Napi::Object::New(env);
   const std::pair<const char*, int> fields[] = {

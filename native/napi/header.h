@@ -1,8 +1,8 @@
 // The binding's calling convention: attention(header, q, k, v, out, lse, mask, keyLengths,
 // alibiSlopes). `header` is a Float64Array holding every number of the call at these
 // indices, so one call makes a handful of N-API requests instead of dozens of property
-// lookups. lib/backends/native.ts writes the same layout (HEADER there) and refuses, at load,
-// an addon whose exported `layout` (binding.cpp) differs.
+// lookups. This file is the one table: the addon exports it as `layout` (binding.cpp) and
+// lib/backends/native.ts writes headers from that, refusing an addon that lacks a field.
 #pragma once
 
 namespace qkv {
