@@ -57,13 +57,9 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
 // so the indices and codes exist in one place; an addon lacking a field is refused.
 Napi::Object Layout(Napi::Env env) {
   Napi::Object header = Napi::Object::New(env);
-  const std::pair<const char*, int> fields[] = {
-      {"qShape", kQShape}, {"kShape", kKShape}, {"vShape", kVShape}, {"outShape", kOutShape},
-      {"lseShape", kLseShape}, {"maskStrides", kMaskStrides}, {"scale", kScale}, {"softcap", kSoftcap},
-      {"diagonalOffset", kDiagonalOffset}, {"windowLeft", kWindowLeft}, {"windowRight", kWindowRight},
-      {"threads", kThreads}, {"maskKind", kMaskKind}, {"dtype", kDType}, {"cudaDevice", kCudaDevice},
-      {"length", kHeaderLength}};
-  for (const auto& f : fields) header.Set(f.first, f.second);
+#define QKV_HEADER_EXPORT(name, js, index) header.Set(js, static_cast<int>(name));
+  QKV_HEADER_FIELDS(QKV_HEADER_EXPORT)
+#undef QKV_HEADER_EXPORT
   Napi::Object dtypes = Napi::Object::New(env);
   for (DType d : {DType::float32, DType::float16, DType::bfloat16}) dtypes.Set(dtype_name(d), static_cast<int>(d));
   Napi::Object masks = Napi::Object::New(env);

@@ -8,23 +8,24 @@
 namespace qkv {
 namespace napi {
 
+// Each field: its enum name, the name JavaScript knows it by, and its index. One list, from
+// which both the enum below and the exported `layout` (binding.cpp) are made.
+//   q/k/v/out/lse shapes: 4 values, then 4 strides (lse read only when lse is passed);
+//   maskStrides: 4 values, read only when a mask is passed; diagonalOffset: diag(i) = i + it;
+//   windowLeft/Right: -1 unbounded (right 0 with causal); threads: 0 the default;
+//   maskKind: 0 none, 1 boolean, 2 additive; dtype: 0 float32, 1 float16, 2 bfloat16;
+//   cudaDevice: 0 the CPU backend, n >= 1 CUDA device n - 1 (q, k, v may then be device buffers).
+#define QKV_HEADER_FIELDS(X)                                                                     \
+  X(kQShape, "qShape", 0) X(kKShape, "kShape", 8) X(kVShape, "vShape", 16) X(kOutShape, "outShape", 24) \
+  X(kLseShape, "lseShape", 32) X(kMaskStrides, "maskStrides", 40) X(kScale, "scale", 44)               \
+  X(kSoftcap, "softcap", 45) X(kDiagonalOffset, "diagonalOffset", 46) X(kWindowLeft, "windowLeft", 47) \
+  X(kWindowRight, "windowRight", 48) X(kThreads, "threads", 49) X(kMaskKind, "maskKind", 50)           \
+  X(kDType, "dtype", 51) X(kCudaDevice, "cudaDevice", 52) X(kHeaderLength, "length", 53)
+
 enum HeaderField : int {
-  kQShape = 0,       // 4 values, then 4 strides
-  kKShape = 8,
-  kVShape = 16,
-  kOutShape = 24,
-  kLseShape = 32,    // 4 + 4, read only when lse is passed
-  kMaskStrides = 40, // 4 values, read only when mask is passed
-  kScale = 44,
-  kSoftcap = 45,
-  kDiagonalOffset = 46,  // diag(i) = i + offset (AttentionArgs::diagonal_offset)
-  kWindowLeft = 47,      // -1 unbounded
-  kWindowRight = 48,     // -1 unbounded; 0 with causal
-  kThreads = 49,         // 0 default
-  kMaskKind = 50,        // 0 none, 1 boolean, 2 additive
-  kDType = 51,           // 0 float32, 1 float16, 2 bfloat16 (q, k, v and out)
-  kCudaDevice = 52,      // 0: the CPU backend; n >= 1: CUDA device n - 1 (q, k, v may then be device buffers)
-  kHeaderLength = 53,
+#define QKV_HEADER_ENUM(name, js, index) name = index,
+  QKV_HEADER_FIELDS(QKV_HEADER_ENUM)
+#undef QKV_HEADER_ENUM
 };
 
 }  // namespace napi
