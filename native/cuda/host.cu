@@ -331,7 +331,7 @@ CudaInfo cuda_info() {
   std::string excluded;
   for (int i = 0; i < count; ++i) {
     cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    if (cached_properties(i, &prop) != cudaSuccess) continue;
     const std::string why = unusable_reason(i, prop);
     if (!why.empty()) {
       excluded += (excluded.empty() ? "" : "; ") + why;
