@@ -13,7 +13,7 @@ import { DeviceTensor } from './device-tensor';
 import { referenceBackend } from './backends/reference';
 import type { AttentionCall, Backend } from './backends/types';
 import { normalizeMask, type MaskOptions } from './masks';
-import { checkKeys, float32Option, optionsObject, show, threadsOption } from './options';
+import { float32Option, optionsObject, show, threadsOption } from './options';
 import {
   allocate,
   ATTENTION_DTYPES,
@@ -163,8 +163,7 @@ export interface PreparedCall {
 
 /** Validates a call completely (the one validation authority for every backend) and allocates its outputs. */
 export function prepare(q: Input, k: Input, v: Input, options: AttentionOptions): PreparedCall {
-  optionsObject(options, 'options');
-  checkKeys(options, ATTENTION_OPTION_KEYS, 'options');
+  optionsObject(options, 'options', ATTENTION_OPTION_KEYS);
   const layout = options.layout ?? 'bhsd';
   if (layout !== 'bhsd' && layout !== 'bshd') {
     throw new TypeError(`qkv: options.layout must be 'bhsd' or 'bshd', got ${show(layout)}`);

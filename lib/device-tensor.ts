@@ -1,7 +1,7 @@
 // DeviceTensor: a tensor held in CUDA device memory, so data many calls share (keys and
 // values above all) crosses to the GPU once instead of on every call. Pass it as q, k or v
 // with backend 'cuda' (or 'auto', which picks CUDA when an input lives there).
-import { checkKeys, optionsObject, show } from './options';
+import { optionsObject, show } from './options';
 import { cudaAvailability, nativeAddon } from './backends/native';
 import {
   allocate,
@@ -26,7 +26,7 @@ export interface DeviceTensorOptions {
 
 
 function deviceOrdinal(options: DeviceTensorOptions | undefined): number {
-  checkKeys(optionsObject(options, 'DeviceTensor: options'), ['device'], 'DeviceTensor: options');
+  optionsObject(options, 'DeviceTensor: options', ['device']);
   const device = options?.device ?? 0;
   if (typeof device !== 'number' || !Number.isSafeInteger(device) || device < 0) {
     throw new RangeError(`qkv: DeviceTensor: options.device must be a non-negative integer, got ${show(device)}`);

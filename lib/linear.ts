@@ -2,7 +2,7 @@
 // W once (into the attention kernel's panel layout) and runs the same register-blocked
 // micro-kernel as Q·Kᵀ; the JS backend is a plain loop with float64 accumulation.
 import { hostBackend, nativeAddon } from './backends/native';
-import { checkKeys, optionsObject, show, threadsOption } from './options';
+import { optionsObject, show, threadsOption } from './options';
 import { describe } from './tensor';
 
 export interface LinearOptions {
@@ -38,8 +38,7 @@ export class Linear {
     this.outFeatures = dim(outFeatures, 'outFeatures');
     this.inFeatures = dim(inFeatures, 'inFeatures');
     floats(weight, 'weight', outFeatures * inFeatures, `[${outFeatures}, ${inFeatures}]`);
-    optionsObject(options, 'Linear: options');
-    checkKeys(options, ['bias', 'backend'], 'Linear: options');
+    optionsObject(options, 'Linear: options', ['bias', 'backend']);
     const bias = options.bias === undefined ? null : floats(options.bias, 'options.bias', outFeatures, `[${outFeatures}]`);
     const choice = options.backend ?? 'auto';
     if (choice !== 'auto' && choice !== 'cpu' && choice !== 'js') {

@@ -53,12 +53,16 @@ export function checkKeys(options: object, allowed: readonly string[], where: st
   }
 }
 
-/** An options argument: undefined gives {}, anything but a plain object is a TypeError. */
-export function optionsObject<T extends object>(value: T | undefined, where: string): T {
+/**
+ * An options argument: undefined gives {}, anything but a plain object is a TypeError, and
+ * with `keys`, so is a key not among them (checkKeys).
+ */
+export function optionsObject<T extends object>(value: T | undefined, where: string, keys?: readonly string[]): T {
   if (value === undefined) return {} as T;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new TypeError(`qkv: ${where} must be an object, got ${show(value)}`);
   }
+  if (keys) checkKeys(value, keys, where);
   return value;
 }
 

@@ -1,7 +1,7 @@
 // Tensors are plain objects over typed arrays: {data, shape, dtype, strides?}. Strides are
 // in elements; a view (split heads, a slice of a packed projection) is new strides over the
 // same data, never a copy.
-import { checkKeys, optionsObject, show } from './options';
+import { optionsObject, show } from './options';
 
 /**
  * Element types of q, k, v and out. float16/bfloat16 data are raw bits in a Uint16Array;
@@ -164,8 +164,7 @@ export function tensor<D extends TensorData>(
   shape: readonly number[],
   options: { dtype?: DType | MaskDType; strides?: readonly number[] } = {},
 ): Tensor<D> {
-  optionsObject(options, 'tensor: options');
-  checkKeys(options, ['dtype', 'strides'], 'tensor: options');
+  optionsObject(options, 'tensor: options', ['dtype', 'strides']);
   return checkTensor({ data, shape, dtype: options.dtype, strides: options.strides }, 'tensor') as Tensor<D>;
 }
 
