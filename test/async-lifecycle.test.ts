@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { attention, attentionAsync, backends } from '../lib';
 import { encodeCall } from '../lib/backends/native';
 import type { AttentionCall } from '../lib/backends/types';
-import { rng } from './helpers';
+import { childJson, rng } from './helpers';
 
 const native = backends().cpu.available;
 
@@ -169,17 +169,7 @@ describe.runIf(native)('Worker.terminate() with attentionAsync calls in flight',
 // The budget for the copies of calls in flight is read once per process: these run in a
 // child with a small one (QKV_ASYNC_MEMORY_MB=1).
 describe.runIf(native)('the memory budget of pending asynchronous calls', () => {
-  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
-  const { join } = require('node:path') as typeof import('node:path');
-  const cjs = JSON.stringify(join(__dirname, '..', 'dist', 'cjs', 'index.js'));
-  const child = (script: string) => {
-    const r = spawnSync(process.execPath, ['-e', `const qkv = require(${cjs});\n${script}`], {
-      encoding: 'utf8',
-      env: { ...process.env, QKV_ASYNC_MEMORY_MB: '1' },
-    });
-    if (r.status !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout);
-  };
+  const child = (script: string) => childJson(script, { QKV_ASYNC_MEMORY_MB: '1' });
 
   it('calls beyond the budget wait their turn and all give the sync result', () => {
     const result = child(`

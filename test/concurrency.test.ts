@@ -3,7 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { attention, attentionAsync, backends } from '../lib';
-import { rng } from './helpers';
+import { childJson, rng } from './helpers';
 
 const native = backends().cpu.available;
 const [B, H, S, D] = [1, 4, 300, 32];
@@ -125,7 +125,6 @@ describe.runIf(native && process.platform === 'linux')('threads follow the CPUs 
   it('threads: 1024 does not leave hundreds of OS threads behind', () => {
     const script = `
       const fs = require('node:fs');
-      const qkv = require(${cjs});
       const threads = () => fs.readdirSync('/proc/self/task').length;
       const x = { data: Float32Array.from({ length: 8 * 256 * 32 }, (_, i) => Math.sin(i)), shape: [1, 8, 256, 32] };
       qkv.attention(x, x, x, { backend: 'cpu' });
@@ -133,8 +132,7 @@ describe.runIf(native && process.platform === 'linux')('threads follow the CPUs 
       qkv.attention(x, x, x, { backend: 'cpu', threads: 1024 });
       console.log(JSON.stringify({ before, after: threads(), cpus: qkv.backends().cpu.capabilities.threads }));
     `;
-    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, QKV_THREADS: '' } });
-    const { before, after, cpus } = JSON.parse(r.stdout);
+    const { before, after, cpus } = childJson(script, { QKV_THREADS: '' });
     expect(after - before).toBeLessThanOrEqual(cpus);
   });
 });

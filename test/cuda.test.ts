@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { attention, attentionAsync, backends, DeviceTensor, type Tensor } from '../lib';
 import { nativeAddon } from '../lib/backends/native';
-import { oracle, place, placeAs, randomLogical, readLogical, relativeL2, rng, roundTo, asFloat, TOLERANCE } from './helpers';
+import { childJson, oracle, place, placeAs, randomLogical, readLogical, relativeL2, rng, roundTo, asFloat, TOLERANCE } from './helpers';
 
 const info = backends();
 const cuda = info.cuda;
@@ -233,24 +233,13 @@ describe.runIf(cuda.available)('backend cuda', () => {
 // Device failures, emulated by the shim's test hooks (QKV_CUDA_SHIM_CC, QKV_CUDA_SHIM_FAULT)
 // in a child process that loads the same shim build.
 describe.runIf(cuda.available && cuda.emulated)('unusable devices (CPU shim)', () => {
-  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
-  const { join } = require('node:path') as typeof import('node:path');
-  const lib = JSON.stringify(join(__dirname, '..', 'dist', 'cjs', 'index.js'));
-  const child = (script: string, env: Record<string, string> = {}) => {
-    const r = spawnSync(process.execPath, ['-e', `const qkv = require(${lib});\n${script}`], {
-      encoding: 'utf8',
-      env: { ...process.env, ...env },
-    });
-    if (r.status !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout);
-  };
   const setup = `
     const t = { data: Float32Array.from({ length: 2 * 8 * 16 }, (_, i) => Math.sin(i)), shape: [1, 2, 8, 16] };
     const attempt = () => { try { qkv.attention(t, t, t, { backend: 'cuda' }); return 'ok'; } catch (e) { return e.message; } };
   `;
 
   it('a device below compute capability 8.0 is not listed, and says why', () => {
-    const r = child(`${setup} console.log(JSON.stringify({ cuda: qkv.backends().cuda, call: attempt() }));`, { QKV_CUDA_SHIM_CC: '7.5' });
+    const r = childJson(`${setup} console.log(JSON.stringify({ cuda: qkv.backends().cuda, call: attempt() }));`, { QKV_CUDA_SHIM_CC: '7.5' });
     expect(r.cuda.available).toBe(false);
     expect(r.cuda.devices).toEqual([]);
     expect(r.cuda.reason).toMatch(/compute capability 7\.5; qkv's CUDA kernels need 8\.0 or newer/);
@@ -258,7 +247,7 @@ describe.runIf(cuda.available && cuda.emulated)('unusable devices (CPU shim)', (
   });
 
   it('an illegal-address error marks the device unusable, with the reason; the CPU keeps working', () => {
-    const r = child(`${setup}
+    const r = childJson(`${setup}
       const before = attempt();
       process.env.QKV_CUDA_SHIM_FAULT = 'illegal-address';
       const failing = attempt();
@@ -276,7 +265,7 @@ describe.runIf(cuda.available && cuda.emulated)('unusable devices (CPU shim)', (
   });
 
   it('one large call does not keep its staging memory: pooled buffers shrink back', () => {
-    const r = child(`
+    const r = childJson(`
       const rss = () => process.memoryUsage().rss / 2 ** 20;
       const big = { data: new Float32Array(1 << 26).fill(0.25), shape: [1, 1, 1 << 22, 16] }; // 256 MiB of keys
       const q = { data: new Float32Array(16).fill(0.5), shape: [1, 1, 1, 16] };

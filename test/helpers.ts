@@ -177,3 +177,20 @@ export function relativeL2(actual: ArrayLike<number>, expected: ArrayLike<number
 /** The numerics contract: relative L2 error against the float64 oracle, per dtype. */
 export const TOLERANCE: Record<DType, number> = { float32: 1e-6, float16: 2e-3, bfloat16: 1e-2 };
 export const FP32_TOLERANCE = TOLERANCE.float32;
+
+/**
+ * Runs `script` in a fresh Node process with `qkv` bound to the built package (dist/, CommonJS)
+ * and `env` added to this process's environment; returns what it printed as JSON. For what
+ * one process can observe only once (environment read at load, thread counts, crashes).
+ */
+export function childJson(script: string, env: Record<string, string> = {}): any {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const { join } = require('node:path') as typeof import('node:path');
+  const lib = JSON.stringify(join(__dirname, '..', 'dist', 'cjs', 'index.js'));
+  const r = spawnSync(process.execPath, ['-e', `const qkv = require(${lib});\n${script}`], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  if (r.status !== 0) throw new Error(`child exited with ${r.status ?? r.signal}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
