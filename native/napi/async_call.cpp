@@ -53,6 +53,9 @@ struct Region {
 
 class Registry;
 
+// Whether the call works on a copy of this source: ordinary (detachable) memory, non-empty.
+bool copied(const Source& src) { return !src.shared && src.data != nullptr && src.bytes != 0; }
+
 class Job {
  public:
   Job(std::shared_ptr<Registry> registry, CallArguments&& call) : registry_(std::move(registry)), call_(std::move(call)) {}
@@ -67,7 +70,7 @@ class Job {
     }
     std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;
     for (const Source& src : call_.sources) {
-      if (src.shared || src.data == nullptr || src.bytes == 0) continue;
+      if (!copied(src)) continue;
       const auto begin = reinterpret_cast<std::uintptr_t>(src.data);
       ranges.emplace_back(begin, begin + static_cast<std::uintptr_t>(src.bytes));
     }
@@ -105,7 +108,7 @@ class Job {
       return Status::range_error("out of memory for the copies an asynchronous call needs");
     }
     for (const Source& src : call_.sources) {
-      if (src.shared || src.data == nullptr || src.bytes == 0) continue;
+      if (!copied(src)) continue;
       char* moved = relocate(src.data);
       *field_pointer(call_.args, src.field) = moved;
     }
@@ -155,7 +158,7 @@ class Job {
     }
     for (std::size_t i = 0; i < call_.sources.size(); ++i) {
       const Source& src = call_.sources[i];
-      if (!src.output || src.shared || src.data == nullptr || src.bytes == 0) continue;
+      if (!src.output || !copied(src)) continue;
       if (!unchanged(env, i)) {
         settle(env, false, error_value(env, Status::type_error("an output buffer was detached or resized while "
                                                                "attentionAsync ran; the result was discarded")));
@@ -163,7 +166,7 @@ class Job {
       }
     }
     for (const Source& src : call_.sources) {
-      if (!src.output || src.shared || src.data == nullptr || src.bytes == 0) continue;
+      if (!src.output || !copied(src)) continue;
       std::memcpy(src.data, relocate(src.data), static_cast<std::size_t>(src.bytes));
     }
     napi_value undefined = nullptr;
