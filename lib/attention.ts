@@ -228,12 +228,12 @@ export function prepare(q: Input, k: Input, v: Input, options: AttentionOptions)
   return { call: { q: qv, k: kv, v: vv, out, lse, scale, threads, device, ...masks }, output, backend, returnLse: !!options.returnLse };
 }
 
+let cudaLimits: { maxHeadDim: number; maxGrid: number } | undefined;
+
 /**
  * Why backend 'cuda' cannot run a call of these sizes, or null: named checks against the
  * limits the addon states (backends().cuda.limits), so they are known before any copy.
  */
-let cudaLimits: { maxHeadDim: number; maxGrid: number } | undefined;
-
 function cudaIneligible([B, Hq, , D]: readonly number[], Dv: number): string | null {
   const limits = (cudaLimits ??= cudaAvailability().limits); // constants of the build: asked once
   if (!limits) return null;
